@@ -1,0 +1,99 @@
+//! The one error type of lcnet-core.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong when loading weights or running a network.
+///
+/// Every variant names the file, tensor or value at fault, so that the message
+/// alone tells a user what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be opened, mapped or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        source: std::io::Error,
+    },
+    /// A file is not a valid safetensors file (truncated, bad header, ...).
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    BadFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor the network needs is not in the checkpoint.
+    #[error("{path}: missing tensor `{name}` (expected shape {expected:?})")]
+    MissingTensor {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// The shape the network expects.
+        expected: Vec<usize>,
+    },
+    /// A tensor has another shape than the network expects.
+    #[error("{path}: tensor `{name}` has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// The checkpoint or tensor file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// The shape the network expects.
+        expected: Vec<usize>,
+        /// The shape found.
+        got: Vec<usize>,
+    },
+    /// A tensor is stored in another dtype than f32.
+    #[error("{path}: tensor `{name}` has dtype {got}, expected F32")]
+    WrongDtype {
+        /// The file.
+        path: PathBuf,
+        /// The tensor name.
+        name: String,
+        /// The dtype found.
+        got: String,
+    },
+    /// The checkpoint holds tensors this network does not use.
+    #[error("{path}: {} unexpected tensor(s) for {model}: {}", names.len(), names.join(", "))]
+    UnexpectedTensors {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The network being loaded.
+        model: String,
+        /// The tensors nobody asked for.
+        names: Vec<String>,
+    },
+    /// An input tensor does not fit the network.
+    #[error("input has shape {got:?}, expected {expected}")]
+    BadInput {
+        /// What was expected, in words.
+        expected: String,
+        /// The shape found.
+        got: Vec<usize>,
+    },
+    /// A model name that is not compiled into this build.
+    #[error("unknown model `{name}`; this build has: {}", known.join(", "))]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// The names this build knows.
+        known: Vec<String>,
+    },
+    /// No compiled variant has the layer shapes a checkpoint holds.
+    #[error("{path}: no compiled PP-LCNet variant matches this checkpoint ({detail})")]
+    NoVariantMatches {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What was compared.
+        detail: String,
+    },
+    /// A value in a tensor or checkpoint is not usable (NaN in weights, ...).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// `Result` with [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,43 @@
+//! CPU kernels, one file per operation.
+//!
+//! Every kernel file has a plain scalar `reference` function, written to be
+//! obviously right (the test oracle), and the function the network runs,
+//! which is written for speed: NHWC, fused bias + activation epilogues, no
+//! padded copies, and rayon across output rows (so both a batch and a single
+//! large image keep every core busy).
+
+pub mod activation;
+pub mod dwconv;
+pub mod head;
+pub mod pwconv;
+pub mod se;
+pub mod stem;
+
+pub use activation::{hard_sigmoid, hard_swish, Activation};
+
+/// Output size of a convolution with symmetric padding `(k - 1) / 2`, as
+/// PaddleClas pads at every stride: `floor((n + 2 * pad - k) / stride) + 1`,
+/// which is `ceil(n / stride)` for odd `k`.
+pub const fn conv_out_len(n: usize, kernel: usize, stride: usize) -> usize {
+    let pad = (kernel - 1) / 2;
+    (n + 2 * pad - kernel) / stride + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conv_out_len;
+
+    #[test]
+    fn odd_sizes_round_up_at_stride_two() {
+        // DESIGN.md: 97x131 -> 49x66 -> 25x33 -> 13x17 -> 7x9 -> 4x5.
+        let mut hw = (97, 131);
+        let mut seen = vec![];
+        for _ in 0..5 {
+            hw = (conv_out_len(hw.0, 3, 2), conv_out_len(hw.1, 5, 2));
+            seen.push(hw);
+        }
+        assert_eq!(seen, vec![(49, 66), (25, 33), (13, 17), (7, 9), (4, 5)]);
+        assert_eq!(conv_out_len(7, 5, 1), 7);
+        assert_eq!(conv_out_len(1, 3, 2), 1);
+    }
+}

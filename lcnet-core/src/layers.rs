@@ -1,0 +1,272 @@
+//! Typed layers: the building blocks the generated forward passes are made of.
+//!
+//! Each layer carries its channel counts as const generics, so the chain
+//! `Stem<16> -> DwConv<16> -> PwConv<16, 32> -> ...` is checked by rustc, and
+//! each knows its PaddleClas checkpoint names. The layers are thin: loading
+//! folds BatchNorm and packs weights once, forwarding calls a runtime-sized
+//! kernel from [`crate::kernels`], so eight widths do not mean eight copies of
+//! every kernel.
+
+use ndarray::{Array2, ArrayView4};
+
+use crate::kernels::{dwconv, head, pwconv, se, stem, Activation};
+use crate::{Checkpoint, Error, FeatureMap, Result, Workspace};
+
+/// BatchNorm epsilon of PaddleClas's `BatchNorm2D` layers.
+pub const BN_EPS: f64 = 1e-5;
+
+/// Reads `{prefix}.conv.weight` of shape `shape` and `{prefix}.bn.*`, and
+/// folds the BatchNorm into the weight and a bias:
+/// `w' = w * g / sqrt(v + eps)`, `b' = beta - mean * g / sqrt(v + eps)`.
+fn load_conv_bn(
+    ck: &mut Checkpoint,
+    prefix: &str,
+    shape: [usize; 4],
+) -> Result<(Vec<f32>, Vec<f32>)> {
+    let c = shape[0];
+    let weight = ck.take(&format!("{prefix}.conv.weight"), &shape)?;
+    let gamma = ck.take(&format!("{prefix}.bn.weight"), &[c])?;
+    let beta = ck.take(&format!("{prefix}.bn.bias"), &[c])?;
+    let mean = ck.take(&format!("{prefix}.bn._mean"), &[c])?;
+    let var = ck.take(&format!("{prefix}.bn._variance"), &[c])?;
+    if let Some(i) = var.iter().position(|&v| v < 0.0) {
+        return Err(Error::Invalid(format!(
+            "{}: `{prefix}.bn._variance` is negative ({}) at channel {i}",
+            ck.path().display(),
+            var[i]
+        )));
+    }
+    let per_out = weight.len() / c;
+    let mut folded = vec![0.0; weight.len()];
+    let mut bias = vec![0.0; c];
+    for o in 0..c {
+        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+        for (dst, &src) in folded[o * per_out..][..per_out]
+            .iter_mut()
+            .zip(&weight[o * per_out..][..per_out])
+        {
+            *dst = (src as f64 * scale) as f32;
+        }
+        bias[o] = (beta[o] as f64 - mean[o] as f64 * scale) as f32;
+    }
+    Ok((folded, bias))
+}
+
+/// The stem: dense conv + BN + activation from 3-channel NCHW input to `C`
+/// channels NHWC (PaddleClas `conv1`).
+#[derive(Debug, Clone)]
+pub struct Stem<const C: usize> {
+    weights: stem::StemWeights,
+}
+
+impl<const C: usize> Stem<C> {
+    /// Input channels of the network.
+    pub const IN_CHANNELS: usize = 3;
+
+    /// Loads `{prefix}.conv.weight` `[C, 3, k, k]` and `{prefix}.bn.*`.
+    pub fn load(
+        ck: &mut Checkpoint,
+        prefix: &str,
+        kernel: usize,
+        stride: [usize; 2],
+        act: Activation,
+    ) -> Result<Self> {
+        let (w, b) = load_conv_bn(ck, prefix, [C, Self::IN_CHANNELS, kernel, kernel])?;
+        Ok(Stem {
+            weights: stem::StemWeights::pack(&w, b, Self::IN_CHANNELS, kernel, stride, act),
+        })
+    }
+
+    /// Runs on an NCHW batch `[n, 3, h, w]`.
+    pub fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<FeatureMap<C>> {
+        let [n, c, h, w] = input.shape() else {
+            unreachable!("ArrayView4 has four axes")
+        };
+        let (n, c, h, w) = (*n, *c, *h, *w);
+        if c != Self::IN_CHANNELS || n == 0 || h == 0 || w == 0 {
+            return Err(Error::BadInput {
+                expected: format!("[N, {}, H, W] with N, H, W >= 1 (NCHW)", Self::IN_CHANNELS),
+                got: input.shape().to_vec(),
+            });
+        }
+        let input = input.as_standard_layout();
+        let data = input.as_slice().expect("standard layout is contiguous");
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "input holds a non-finite value ({}) at flat index {i}",
+                data[i]
+            )));
+        }
+        let (oh, ow) = self.weights.out_hw(h, w);
+        let mut out = ws.take(n * oh * ow * C);
+        stem::run(&self.weights, data, n, h, w, &mut out);
+        Ok(FeatureMap::from_nhwc(out, n, oh, ow))
+    }
+}
+
+/// Depthwise kxk conv + BN + activation on `C` channels (PaddleClas `dw_conv`).
+#[derive(Debug, Clone)]
+pub struct DwConv<const C: usize> {
+    weights: dwconv::DwWeights,
+}
+
+impl<const C: usize> DwConv<C> {
+    /// Loads `{prefix}.conv.weight` `[C, 1, k, k]` and `{prefix}.bn.*`.
+    pub fn load(
+        ck: &mut Checkpoint,
+        prefix: &str,
+        kernel: usize,
+        stride: [usize; 2],
+        act: Activation,
+    ) -> Result<Self> {
+        let (w, b) = load_conv_bn(ck, prefix, [C, 1, kernel, kernel])?;
+        Ok(DwConv {
+            weights: dwconv::DwWeights::pack(&w, b, kernel, stride, act),
+        })
+    }
+
+    /// Runs on a feature map; the input buffer goes back to the workspace.
+    pub fn forward(&self, x: FeatureMap<C>, ws: &mut Workspace) -> FeatureMap<C> {
+        let (n, h, w) = (x.batch(), x.height(), x.width());
+        let (oh, ow) = self.weights.out_hw(h, w);
+        let mut out = ws.take(n * oh * ow * C);
+        dwconv::run(&self.weights, x.as_slice(), n, h, w, &mut out);
+        ws.give(x.into_vec());
+        FeatureMap::from_nhwc(out, n, oh, ow)
+    }
+}
+
+/// Squeeze-and-excitation on `C` channels with a bottleneck of `MID`
+/// (PaddleClas `SEModule`): rescales its input in place.
+#[derive(Debug, Clone)]
+pub struct Se<const C: usize, const MID: usize> {
+    weights: se::SeWeights,
+}
+
+impl<const C: usize, const MID: usize> Se<C, MID> {
+    /// Loads `{prefix}.conv1.{weight,bias}` (`[MID, C, 1, 1]`, `[MID]`) and
+    /// `{prefix}.conv2.{weight,bias}` (`[C, MID, 1, 1]`, `[C]`).
+    pub fn load(ck: &mut Checkpoint, prefix: &str) -> Result<Self> {
+        Ok(Se {
+            weights: se::SeWeights {
+                reduce: ck.take(&format!("{prefix}.conv1.weight"), &[MID, C, 1, 1])?,
+                reduce_bias: ck.take(&format!("{prefix}.conv1.bias"), &[MID])?,
+                expand: ck.take(&format!("{prefix}.conv2.weight"), &[C, MID, 1, 1])?,
+                expand_bias: ck.take(&format!("{prefix}.conv2.bias"), &[C])?,
+            },
+        })
+    }
+
+    /// Rescales `x` in place and hands it on.
+    pub fn forward(&self, mut x: FeatureMap<C>, ws: &mut Workspace) -> FeatureMap<C> {
+        let (n, pixels) = (x.batch(), x.height() * x.width());
+        let mut scratch = ws.take_scratch(n * self.weights.scratch_per_image());
+        se::run(&self.weights, x.as_mut_slice(), n, pixels, &mut scratch);
+        ws.give_scratch(scratch);
+        x
+    }
+}
+
+/// Pointwise 1x1 conv + BN + activation from `I` to `O` channels (PaddleClas
+/// `pw_conv`).
+#[derive(Debug, Clone)]
+pub struct PwConv<const I: usize, const O: usize> {
+    weights: pwconv::PwWeights,
+}
+
+impl<const I: usize, const O: usize> PwConv<I, O> {
+    /// Loads `{prefix}.conv.weight` `[O, I, 1, 1]` and `{prefix}.bn.*`.
+    pub fn load(ck: &mut Checkpoint, prefix: &str, act: Activation) -> Result<Self> {
+        let (w, b) = load_conv_bn(ck, prefix, [O, I, 1, 1])?;
+        Ok(PwConv {
+            weights: pwconv::PwWeights::pack(&w, b, I, act),
+        })
+    }
+
+    /// Runs on a feature map; the input buffer goes back to the workspace.
+    pub fn forward(&self, x: FeatureMap<I>, ws: &mut Workspace) -> FeatureMap<O> {
+        let (n, h, w) = (x.batch(), x.height(), x.width());
+        let mut out = ws.take(n * h * w * O);
+        pwconv::run(&self.weights, x.as_slice(), n * h * w, &mut out);
+        ws.give(x.into_vec());
+        FeatureMap::from_nhwc(out, n, h, w)
+    }
+}
+
+/// The classifier head on `I` channels with a head conv of `HIDDEN` channels:
+/// GAP -> 1x1 conv (no bias) -> activation -> dropout scale -> FC. The number
+/// of classes comes from the checkpoint.
+#[derive(Debug, Clone)]
+pub struct Head<const I: usize, const HIDDEN: usize> {
+    weights: head::HeadWeights,
+}
+
+impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
+    /// Loads `{conv}.weight` `[HIDDEN, I, 1, 1]`, `{fc}.weight` `[HIDDEN,
+    /// classes]` (Paddle's Linear layout) and `{fc}.bias` `[classes]`, and
+    /// folds `dropout_scale` (0.8 for Paddle's `downscale_in_infer` with
+    /// p = 0.2) into the FC weights.
+    pub fn load(
+        ck: &mut Checkpoint,
+        conv: &str,
+        fc: &str,
+        act: Activation,
+        dropout_scale: f32,
+    ) -> Result<Self> {
+        let w = ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?;
+        let fc_name = format!("{fc}.weight");
+        let classes = match ck.shape(&fc_name) {
+            Some([rows, classes]) if *rows == HIDDEN && *classes > 0 => *classes,
+            Some(got) => {
+                return Err(Error::Invalid(format!(
+                    "{}: tensor `{fc_name}` has shape {got:?}, expected [{HIDDEN}, classes] with classes >= 1",
+                    ck.path().display()
+                )))
+            }
+            None => return Err(Error::MissingTensor { path: ck.path().to_path_buf(), name: fc_name, expected: vec![HIDDEN, 0] }),
+        };
+        let mut fc_w = ck.take(&fc_name, &[HIDDEN, classes])?;
+        fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
+        let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
+        let mut conv = vec![0.0; I * HIDDEN];
+        for j in 0..HIDDEN {
+            for i in 0..I {
+                conv[i * HIDDEN + j] = w[j * I + i];
+            }
+        }
+        Ok(Head {
+            weights: head::HeadWeights {
+                conv,
+                conv_bias: vec![],
+                in_channels: I,
+                hidden: HIDDEN,
+                act,
+                fc: fc_w,
+                fc_bias,
+            },
+        })
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.weights.classes()
+    }
+
+    /// Runs on the last feature map; returns `[n, classes]` logits.
+    pub fn forward(&self, x: FeatureMap<I>, ws: &mut Workspace) -> Array2<f32> {
+        let (n, pixels) = (x.batch(), x.height() * x.width());
+        let mut logits = Array2::zeros((n, self.classes()));
+        let mut scratch = ws.take_scratch(n * self.weights.scratch_per_image());
+        head::run(
+            &self.weights,
+            x.as_slice(),
+            n,
+            pixels,
+            &mut scratch,
+            logits.as_slice_mut().expect("fresh array is contiguous"),
+        );
+        ws.give_scratch(scratch);
+        ws.give(x.into_vec());
+        logits
+    }
+}

@@ -1,0 +1,139 @@
+//! Activations between layers: [`FeatureMap`] (NHWC, channel count in the type)
+//! and the [`Workspace`] that recycles their buffers.
+
+use ndarray::{Array4, ArrayView4};
+
+/// A batch of feature maps in NHWC order with `C` channels.
+///
+/// The channel count is a const generic so that the generated forward pass is
+/// checked by rustc: a `PwConv<64, 128>` only accepts a `FeatureMap<64>`.
+/// Height, width and batch are runtime values (the network is fully
+/// convolutional up to its global pooling).
+#[derive(Debug)]
+pub struct FeatureMap<const C: usize> {
+    data: Vec<f32>,
+    batch: usize,
+    height: usize,
+    width: usize,
+}
+
+impl<const C: usize> FeatureMap<C> {
+    /// Wraps an NHWC buffer of `batch * height * width * C` values.
+    pub fn from_nhwc(data: Vec<f32>, batch: usize, height: usize, width: usize) -> Self {
+        assert_eq!(data.len(), batch * height * width * C, "NHWC buffer size");
+        FeatureMap {
+            data,
+            batch,
+            height,
+            width,
+        }
+    }
+
+    /// Number of images.
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// The NHWC values.
+    pub fn as_slice(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// The NHWC values, mutable.
+    pub fn as_mut_slice(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// Gives the buffer back (for the workspace to reuse).
+    pub fn into_vec(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// A copy in NCHW order (PaddleClas / ONNX layout), for inspection and tests.
+    pub fn to_nchw(&self) -> Array4<f32> {
+        let nhwc = ArrayView4::from_shape((self.batch, self.height, self.width, C), &self.data)
+            .expect("FeatureMap invariant: buffer matches its shape");
+        nhwc.permuted_axes([0, 3, 1, 2])
+            .as_standard_layout()
+            .into_owned()
+    }
+}
+
+/// Reusable buffers for one forward pass at a time.
+///
+/// Layers take their output buffer from here and give their input buffer back,
+/// so after one warm-up pass at a given batch and input size, a forward pass
+/// allocates nothing but its returned logits. A workspace is cheap to create;
+/// keep one per thread that runs forward passes.
+#[derive(Debug, Default)]
+pub struct Workspace {
+    free: Vec<Vec<f32>>,
+    scratch: Vec<f32>,
+    recorded: Option<Vec<(String, Array4<f32>)>>,
+}
+
+impl Workspace {
+    /// An empty workspace; buffers grow on first use.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A buffer of exactly `len` values (contents unspecified, callers overwrite it).
+    pub fn take(&mut self, len: usize) -> Vec<f32> {
+        // Prefer the largest free buffer: after warm-up it is large enough for any layer.
+        let best = (0..self.free.len()).max_by_key(|&i| self.free[i].capacity());
+        let mut buf = best.map(|i| self.free.swap_remove(i)).unwrap_or_default();
+        buf.clear();
+        buf.resize(len, 0.0);
+        buf
+    }
+
+    /// Returns a buffer for later [`take`](Self::take) calls.
+    pub fn give(&mut self, buf: Vec<f32>) {
+        self.free.push(buf);
+    }
+
+    /// A small zeroed buffer of `len` values for per-layer temporaries (SE's
+    /// pooled vectors, the head's hidden layer); hand it back with
+    /// [`give_scratch`](Self::give_scratch). Kept apart from the feature-map
+    /// buffers so that a small request never takes a large buffer.
+    pub fn take_scratch(&mut self, len: usize) -> Vec<f32> {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        buf.resize(len, 0.0);
+        buf
+    }
+
+    /// Returns the scratch buffer taken with [`take_scratch`](Self::take_scratch).
+    pub fn give_scratch(&mut self, buf: Vec<f32>) {
+        self.scratch = buf;
+    }
+
+    /// Starts keeping an NCHW copy of every stage output (see [`record`](Self::record)).
+    pub fn record_stages(&mut self) {
+        self.recorded = Some(Vec::new());
+    }
+
+    /// Called by generated code at the end of each stage; keeps a copy only when
+    /// [`record_stages`](Self::record_stages) was called.
+    pub fn record<const C: usize>(&mut self, stage: &str, x: &FeatureMap<C>) {
+        if let Some(rec) = &mut self.recorded {
+            rec.push((stage.to_string(), x.to_nchw()));
+        }
+    }
+
+    /// The recorded stage outputs, in network order, and stops recording.
+    pub fn take_recorded(&mut self) -> Vec<(String, Array4<f32>)> {
+        self.recorded.take().unwrap_or_default()
+    }
+}

@@ -1,0 +1,255 @@
+//! Reading tensors from safetensors files: checkpoints (memory-mapped, every
+//! key accounted for) and the NCHW tensors that `lcnet infer` runs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use safetensors::tensor::{Dtype, Metadata, TensorInfo};
+use safetensors::SafeTensors;
+
+use crate::{Error, Result};
+
+/// A memory-mapped safetensors file whose tensors are taken one by one.
+///
+/// Loading code asks for every tensor it needs with [`take`](Self::take),
+/// stating the shape it expects; [`finish`](Self::finish) then reports every
+/// tensor nobody asked for, so a checkpoint of another architecture cannot
+/// load silently.
+pub struct Checkpoint {
+    path: PathBuf,
+    mmap: Mmap,
+    data_start: usize,
+    tensors: HashMap<String, TensorInfo>,
+    metadata: BTreeMap<String, String>,
+    taken: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl Checkpoint {
+    /// Maps `path` and reads its header. Fails with the file name on a
+    /// missing, empty, truncated or malformed file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |source| Error::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io_err)?;
+        let len = file.metadata().map_err(io_err)?.len();
+        if len < 8 {
+            return Err(Error::BadFile {
+                path,
+                reason: format!("file is {len} bytes long, too short for a header"),
+            });
+        }
+        // SAFETY: the map is read-only and private to this process; a file
+        // changed by another process while mapped is outside our contract, as
+        // for every mmap-based loader (safetensors, candle, memmap2 docs).
+        let mmap = unsafe { Mmap::map(&file) }.map_err(io_err)?;
+        let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::BadFile {
+            path: path.clone(),
+            reason: describe(&e),
+        })?;
+        let tensors = tensor_infos(&meta);
+        let metadata = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        Ok(Checkpoint {
+            path,
+            mmap,
+            data_start: 8 + header_len,
+            tensors,
+            metadata,
+            taken: BTreeSet::new(),
+        })
+    }
+
+    /// The file this checkpoint was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The `__metadata__` entries of the file.
+    pub fn metadata(&self) -> &BTreeMap<String, String> {
+        &self.metadata
+    }
+
+    /// The shape of tensor `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.tensors.get(name).map(|t| t.shape.as_slice())
+    }
+
+    /// Every tensor name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tensors.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Takes tensor `name`, which must be f32 of shape `expected`.
+    pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_string(),
+            expected: expected.to_vec(),
+        })?;
+        if info.shape != expected {
+            return Err(Error::ShapeMismatch {
+                path: self.path.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                got: info.shape.clone(),
+            });
+        }
+        let data = self.read_f32(name, info)?;
+        self.taken.insert(name.to_string());
+        Ok(data)
+    }
+
+    /// Takes tensor `name` whatever its shape; returns the shape and the values.
+    pub fn take_any(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+        let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_string(),
+            expected: vec![],
+        })?;
+        let data = self.read_f32(name, info)?;
+        let shape = info.shape.clone();
+        self.taken.insert(name.to_string());
+        Ok((shape, data))
+    }
+
+    /// Fails if any tensor was not taken; `model` names what was being loaded.
+    pub fn finish(&self, model: &str) -> Result<()> {
+        let mut extra: Vec<String> = self
+            .tensors
+            .keys()
+            .filter(|k| !self.taken.contains(*k))
+            .cloned()
+            .collect();
+        if extra.is_empty() {
+            return Ok(());
+        }
+        extra.sort();
+        Err(Error::UnexpectedTensors {
+            path: self.path.clone(),
+            model: model.to_string(),
+            names: extra,
+        })
+    }
+
+    fn read_f32(&self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
+        if info.dtype != Dtype::F32 {
+            return Err(Error::WrongDtype {
+                path: self.path.clone(),
+                name: name.to_string(),
+                got: format!("{:?}", info.dtype),
+            });
+        }
+        let (start, end) = info.data_offsets;
+        let bytes = &self.mmap[self.data_start + start..self.data_start + end];
+        // The data may sit at any byte offset in the file, so decode rather than cast.
+        let values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "{}: tensor `{name}` holds a non-finite value ({}) at flat index {i}",
+                self.path.display(),
+                values[i]
+            )));
+        }
+        Ok(values)
+    }
+}
+
+fn tensor_infos(meta: &Metadata) -> HashMap<String, TensorInfo> {
+    meta.tensors()
+        .into_iter()
+        .map(|(name, info)| (name, info.clone()))
+        .collect()
+}
+
+/// safetensors errors in words a user can act on.
+fn describe(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::MetadataIncompleteBuffer => {
+            "the file is truncated (the header announces more data than the file holds)".into()
+        }
+        E::HeaderTooSmall | E::HeaderTooLarge | E::InvalidHeaderLength => {
+            "the header length is invalid (truncated or not a safetensors file)".into()
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "the header is not valid JSON (not a safetensors file?)".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Writes f32 tensors to `path` as safetensors, atomically (a temporary file
+/// in the same folder, then a rename), so a failed write never leaves a half
+/// file behind.
+pub fn save_f32(
+    path: &Path,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
+    use safetensors::tensor::TensorView;
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            TensorView::new(Dtype::F32, shape.clone(), b)
+                .map(|v| (name.to_string(), v))
+                .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let meta = (!meta.is_empty()).then_some(meta);
+    let data = safetensors::serialize(views, &meta).map_err(|e| Error::Invalid(e.to_string()))?;
+    write_atomically(path, &data)
+}
+
+/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
+pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io { path: p, source }
+    };
+    std::fs::write(&tmp, data).map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}

@@ -1,0 +1,210 @@
+//! The concrete layer list of one width: channels after `make_divisible`,
+//! feature-map sizes at the default input, parameters and MACs. Pure
+//! arithmetic, shared by expansion and the unit tests.
+
+use crate::validate::Net;
+
+/// PaddleClas `make_divisible`: round `v` to the nearest multiple of
+/// `divisor` (at least `divisor`), adding one more `divisor` if rounding lost
+/// more than 10%.
+pub fn make_divisible(v: f64, divisor: usize) -> usize {
+    let d = divisor as f64;
+    let mut new_v = d.max(((v + d / 2.0) as i64 / divisor as i64 * divisor as i64) as f64);
+    if new_v < 0.9 * v {
+        new_v += d;
+    }
+    new_v as usize
+}
+
+/// Output length of a conv with symmetric padding `(k - 1) / 2` (PaddleClas).
+pub fn conv_out(n: usize, kernel: usize, stride: usize) -> usize {
+    (n + 2 * ((kernel - 1) / 2) - kernel) / stride + 1
+}
+
+/// What a layer is; mirrors `lcnet_core::LayerKind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Stem,
+    Depthwise,
+    SqueezeExcite,
+    Pointwise,
+    HeadConv,
+    Fc,
+}
+
+/// One layer of one width.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Field name in the generated weights struct (`blocks2_0_dw`).
+    pub field: String,
+    /// PaddleClas sublayer name (`blocks2.0.dw_conv`).
+    pub name: String,
+    pub kind: Kind,
+    pub kernel: usize,
+    pub stride: [usize; 2],
+    pub in_c: usize,
+    pub out_c: usize,
+    pub mid: usize,
+    pub out_hw: [usize; 2],
+    pub params: u64,
+    pub macs: u64,
+    /// Set on the last layer of a stage: the stage's name (for stage records).
+    pub ends_stage: Option<String>,
+}
+
+/// One width of the network.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub width: f64,
+    /// Cargo feature and module name: `x1_0`.
+    pub feature: String,
+    /// Model name: `pplcnet_x1_0`.
+    pub model: String,
+    pub layers: Vec<Layer>,
+}
+
+impl Plan {
+    pub fn params(&self) -> u64 {
+        self.layers.iter().map(|l| l.params).sum()
+    }
+
+    pub fn macs(&self) -> u64 {
+        self.layers.iter().map(|l| l.macs).sum()
+    }
+}
+
+/// `0.25 -> x0_25`, `1.0 -> x1_0`, `2.5 -> x2_5` (PaddleClas's names).
+pub fn feature_name(width: f64) -> String {
+    let mut s = format!("{width}");
+    if !s.contains('.') {
+        s.push_str(".0");
+    }
+    format!("x{}", s.replace('.', "_"))
+}
+
+/// Lays out every layer of `net` at `width`.
+pub fn plan(net: &Net, width: f64) -> Plan {
+    let ch = |c: usize| make_divisible(c as f64 * width, net.divisor);
+    let mut layers = Vec::new();
+    let [_, mut h, mut w] = net.input;
+
+    let stem_c = ch(net.stem_channels);
+    let (k, s) = (net.stem_kernel, net.stem_stride);
+    h = conv_out(h, k, s[0]);
+    w = conv_out(w, k, s[1]);
+    let taps = (3 * k * k) as u64;
+    layers.push(Layer {
+        field: "conv1".into(),
+        name: "conv1".into(),
+        kind: Kind::Stem,
+        kernel: k,
+        stride: s,
+        in_c: 3,
+        out_c: stem_c,
+        mid: 0,
+        out_hw: [h, w],
+        params: taps * stem_c as u64 + 2 * stem_c as u64,
+        macs: (h * w) as u64 * taps * stem_c as u64,
+        ends_stage: Some("conv1".into()),
+    });
+
+    let mut c = stem_c;
+    for stage in &net.stages {
+        for (i, b) in stage.blocks.iter().enumerate() {
+            let (k, s) = (b.kernel, b.stride);
+            h = conv_out(h, k, s[0]);
+            w = conv_out(w, k, s[1]);
+            let hw = (h * w) as u64;
+            let kk = (k * k) as u64;
+            let prefix = format!("{}.{i}", stage.name);
+            let field = format!("{}_{i}", stage.name);
+            layers.push(Layer {
+                field: format!("{field}_dw"),
+                name: format!("{prefix}.dw_conv"),
+                kind: Kind::Depthwise,
+                kernel: k,
+                stride: s,
+                in_c: c,
+                out_c: c,
+                mid: 0,
+                out_hw: [h, w],
+                params: kk * c as u64 + 2 * c as u64,
+                macs: hw * kk * c as u64,
+                ends_stage: None,
+            });
+            if b.se {
+                let mid = c / net.se_reduction;
+                let (c64, m64) = (c as u64, mid as u64);
+                layers.push(Layer {
+                    field: format!("{field}_se"),
+                    name: format!("{prefix}.se"),
+                    kind: Kind::SqueezeExcite,
+                    kernel: 1,
+                    stride: [1, 1],
+                    in_c: c,
+                    out_c: c,
+                    mid,
+                    out_hw: [h, w],
+                    params: 2 * c64 * m64 + m64 + c64,
+                    macs: 2 * c64 * m64,
+                    ends_stage: None,
+                });
+            }
+            let out = ch(b.out_c);
+            let last = i + 1 == stage.blocks.len();
+            layers.push(Layer {
+                field: format!("{field}_pw"),
+                name: format!("{prefix}.pw_conv"),
+                kind: Kind::Pointwise,
+                kernel: 1,
+                stride: [1, 1],
+                in_c: c,
+                out_c: out,
+                mid: 0,
+                out_hw: [h, w],
+                params: (c * out + 2 * out) as u64,
+                macs: hw * (c * out) as u64,
+                ends_stage: last.then(|| stage.name.clone()),
+            });
+            c = out;
+        }
+    }
+
+    let hidden = net.head_channels;
+    layers.push(Layer {
+        field: "head".into(),
+        name: "last_conv".into(),
+        kind: Kind::HeadConv,
+        kernel: 1,
+        stride: [1, 1],
+        in_c: c,
+        out_c: hidden,
+        mid: 0,
+        out_hw: [1, 1],
+        params: (c * hidden) as u64,
+        macs: (c * hidden) as u64,
+        ends_stage: None,
+    });
+    layers.push(Layer {
+        field: "head".into(),
+        name: "fc".into(),
+        kind: Kind::Fc,
+        kernel: 1,
+        stride: [1, 1],
+        in_c: hidden,
+        out_c: net.classes,
+        mid: 0,
+        out_hw: [1, 1],
+        params: (hidden * net.classes + net.classes) as u64,
+        macs: (hidden * net.classes) as u64,
+        ends_stage: None,
+    });
+
+    let feature = feature_name(width);
+    Plan {
+        width,
+        model: format!("{}_{feature}", net.name),
+        feature,
+        layers,
+    }
+}

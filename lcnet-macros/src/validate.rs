@@ -1,0 +1,355 @@
+//! Stage 3: cross-checks on the whole table, collecting every error.
+//!
+//! The result, [`Net`], holds plain checked values: expansion never has to
+//! re-validate anything.
+
+use toml::Spanned;
+
+use crate::config::{ConfigError, RawConfig};
+
+/// Activation used after every conv (PP-LCNet: HardSwish).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Act {
+    HardSwish,
+    Relu,
+}
+
+/// A checked depthwise-separable block, channels at width 1.0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Block {
+    pub kernel: usize,
+    pub in_c: usize,
+    pub out_c: usize,
+    pub stride: [usize; 2],
+    pub se: bool,
+}
+
+/// A checked stage.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stage {
+    pub name: String,
+    pub blocks: Vec<Block>,
+}
+
+/// The checked network table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Net {
+    pub name: String,
+    pub input: [usize; 3],
+    pub classes: usize,
+    pub widths: Vec<f64>,
+    pub divisor: usize,
+    pub act: Act,
+    pub stem_kernel: usize,
+    pub stem_stride: [usize; 2],
+    pub stem_channels: usize,
+    pub se_reduction: usize,
+    pub stages: Vec<Stage>,
+    pub head_channels: usize,
+    /// The factor dropout applies at inference (0.8 for Paddle's
+    /// `downscale_in_infer` with p = 0.2; 1.0 for `upscale_in_train`).
+    pub dropout_scale: f64,
+}
+
+/// Collects errors instead of stopping at the first (serde's `Ctxt`).
+#[derive(Default)]
+struct Ctxt {
+    errors: Vec<ConfigError>,
+}
+
+impl Ctxt {
+    fn error<T>(&mut self, at: &Spanned<T>, msg: impl Into<String>) {
+        self.errors.push(ConfigError::at(at, msg));
+    }
+
+    /// A count that must be at least `min`.
+    fn count(&mut self, v: &Spanned<i64>, what: &str, min: i64) -> usize {
+        if *v.get_ref() < min {
+            self.error(
+                v,
+                format!("{what} must be at least {min}, found {}", v.get_ref()),
+            );
+            return min.max(1) as usize;
+        }
+        *v.get_ref() as usize
+    }
+
+    fn kernel(&mut self, v: &Spanned<i64>, what: &str) -> usize {
+        let k = *v.get_ref();
+        if k < 1 || k % 2 == 0 {
+            self.error(
+                v,
+                format!("{what} must be odd and positive (3 or 5 in PP-LCNet), found {k}"),
+            );
+            return 3;
+        }
+        k as usize
+    }
+
+    /// A stride: `1`, `2` or a per-axis pair `[sh, sw]` of those.
+    fn stride(&mut self, v: &Spanned<toml::Value>, what: &str) -> [usize; 2] {
+        let one = |x: &toml::Value| {
+            x.as_integer()
+                .filter(|s| *s == 1 || *s == 2)
+                .map(|s| s as usize)
+        };
+        match v.get_ref() {
+            toml::Value::Array(pair) if pair.len() == 2 => match (one(&pair[0]), one(&pair[1])) {
+                (Some(h), Some(w)) => return [h, w],
+                _ => self.error(
+                    v,
+                    format!(
+                        "{what} components must each be 1 or 2, found {}",
+                        v.get_ref()
+                    ),
+                ),
+            },
+            other => match one(other) {
+                Some(s) => return [s, s],
+                None => self.error(
+                    v,
+                    format!("{what} must be 1, 2 or a pair [sh, sw] of those, found {other}"),
+                ),
+            },
+        }
+        [1, 1]
+    }
+}
+
+/// Checks the table; returns every problem found.
+pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
+    let mut cx = Ctxt::default();
+    let net = raw.network.get_ref();
+
+    let input = match net.input.get_ref().as_slice() {
+        [c, h, w] => {
+            if *c.get_ref() != 3 {
+                cx.error(
+                    c,
+                    format!("input channels must be 3 (RGB), found {}", c.get_ref()),
+                );
+            }
+            [
+                3,
+                cx.count(h, "input height", 1),
+                cx.count(w, "input width", 1),
+            ]
+        }
+        _ => {
+            cx.error(
+                &net.input,
+                "input must be [channels, height, width], e.g. [3, 224, 224]",
+            );
+            [3, 224, 224]
+        }
+    };
+    let classes = cx.count(&net.classes, "classes", 1);
+    let divisor = cx.count(&net.divisor, "divisor", 1);
+    let mut widths = Vec::new();
+    for w in net.widths.get_ref() {
+        let v = *w.get_ref();
+        if !(v > 0.0 && v.is_finite()) {
+            cx.error(w, format!("a width must be a positive number, found {v}"));
+        } else if widths.contains(&v) {
+            cx.error(w, format!("width {v} is listed twice"));
+        } else {
+            widths.push(v);
+        }
+    }
+    if net.widths.get_ref().is_empty() {
+        cx.error(
+            &net.widths,
+            "widths must list at least one width multiplier",
+        );
+    }
+    let act = match net.activation.as_ref().map(|a| (a, a.get_ref().as_str())) {
+        None | Some((_, "hardswish")) => Act::HardSwish,
+        Some((_, "relu")) => Act::Relu,
+        Some((a, other)) => {
+            cx.error(
+                a,
+                format!("unknown activation `{other}`; expected `hardswish` or `relu`"),
+            );
+            Act::HardSwish
+        }
+    };
+
+    let stem = raw.stem.get_ref();
+    let stem_kernel = cx.kernel(&stem.kernel, "stem kernel");
+    let stem_stride = cx.stride(&stem.stride, "stem stride");
+    let stem_channels = cx.count(&stem.channels, "stem channels", 1);
+
+    let se_reduction = match &raw.se {
+        Some(se) => cx.count(&se.get_ref().reduction, "SE reduction", 1),
+        None => 4,
+    };
+
+    let mut stages = Vec::new();
+    // (stage label, channels) of whatever came last, for the chain check.
+    let mut prev = ("the stem".to_string(), stem_channels);
+    if raw.stages.get_ref().is_empty() {
+        cx.error(&raw.stages, "the table needs at least one [[stage]]");
+    }
+    for stage in raw.stages.get_ref() {
+        let stage = stage.get_ref();
+        let name = stage.name.get_ref().clone();
+        if !is_ident(&name) {
+            cx.error(
+                &stage.name,
+                format!("stage name `{name}` must be a Rust identifier (letters, digits, _)"),
+            );
+        }
+        if stages.iter().any(|s: &Stage| s.name == name) {
+            cx.error(&stage.name, format!("stage name `{name}` is used twice"));
+        }
+        if stage.blocks.get_ref().is_empty() {
+            cx.error(&stage.blocks, format!("stage {name} has no blocks"));
+        }
+        let mut blocks = Vec::new();
+        for (i, row) in stage.blocks.get_ref().iter().enumerate() {
+            let label = format!("{name}[{i}]");
+            let Some(block) = block_row(&mut cx, row, &label) else {
+                continue;
+            };
+            if block.in_c != prev.1 {
+                cx.error(
+                    row,
+                    format!(
+                        "{label} takes {} input channels but {} ends with {}",
+                        block.in_c, prev.0, prev.1
+                    ),
+                );
+            }
+            prev = (label, block.out_c);
+            blocks.push(block);
+        }
+        stages.push(Stage { name, blocks });
+    }
+
+    let head = raw.head.get_ref();
+    let head_channels = cx.count(&head.channels, "head channels", 1);
+    let p = *head.dropout.get_ref();
+    if !(0.0..1.0).contains(&p) {
+        cx.error(
+            &head.dropout,
+            format!("dropout must be in [0, 1), found {p}"),
+        );
+    }
+    let dropout_scale = match head.dropout_mode.get_ref().as_str() {
+        "downscale_in_infer" => 1.0 - p,
+        "upscale_in_train" => 1.0,
+        other => {
+            cx.error(
+                &head.dropout_mode,
+                format!("unknown dropout_mode `{other}`; expected `downscale_in_infer` (Paddle) or `upscale_in_train` (PyTorch)"),
+            );
+            1.0
+        }
+    };
+
+    let net = Net {
+        name: net.name.get_ref().clone(),
+        input,
+        classes,
+        widths,
+        divisor,
+        act,
+        stem_kernel,
+        stem_stride,
+        stem_channels,
+        se_reduction,
+        stages,
+        head_channels,
+        dropout_scale,
+    };
+    if cx.errors.is_empty() {
+        Ok(net)
+    } else {
+        Err(cx.errors)
+    }
+}
+
+/// One `[kernel, in, out, stride, se]` row.
+fn block_row(
+    cx: &mut Ctxt,
+    row: &Spanned<Vec<Spanned<toml::Value>>>,
+    label: &str,
+) -> Option<Block> {
+    let [kernel, in_c, out_c, stride, se] = row.get_ref().as_slice() else {
+        cx.error(
+            row,
+            format!(
+                "{label} must be [kernel, in, out, stride, se], found {} values",
+                row.get_ref().len()
+            ),
+        );
+        return None;
+    };
+    let int = |cx: &mut Ctxt, v: &Spanned<toml::Value>, what: &str| -> Option<i64> {
+        let i = v.get_ref().as_integer();
+        if i.is_none() {
+            cx.error(
+                v,
+                format!("{label} {what} must be an integer, found {}", v.get_ref()),
+            );
+        }
+        i
+    };
+    let k = int(cx, kernel, "kernel");
+    let (i, o) = (
+        int(cx, in_c, "input channels"),
+        int(cx, out_c, "output channels"),
+    );
+    let kernel = k.map(|k| {
+        cx.kernel(
+            &Spanned::clone(kernel).map_to(k),
+            &format!("{label} kernel"),
+        )
+    });
+    let in_c = i.map(|i| {
+        cx.count(
+            &Spanned::clone(in_c).map_to(i),
+            &format!("{label} input channels"),
+            1,
+        )
+    });
+    let out_c = o.map(|o| {
+        cx.count(
+            &Spanned::clone(out_c).map_to(o),
+            &format!("{label} output channels"),
+            1,
+        )
+    });
+    let stride = cx.stride(stride, &format!("{label} stride"));
+    let se_flag = se.get_ref().as_bool();
+    if se_flag.is_none() {
+        cx.error(
+            se,
+            format!("{label} se must be true or false, found {}", se.get_ref()),
+        );
+    }
+    Some(Block {
+        kernel: kernel?,
+        in_c: in_c?,
+        out_c: out_c?,
+        stride,
+        se: se_flag?,
+    })
+}
+
+/// Helper: a spanned value with the same span and a new value.
+trait MapTo {
+    fn map_to<U>(self, value: U) -> Spanned<U>;
+}
+
+impl<T> MapTo for Spanned<T> {
+    fn map_to<U>(self, value: U) -> Spanned<U> {
+        Spanned::new(self.span(), value)
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -1,0 +1,113 @@
+//! `lcnet infer`: raw tensor in, logits out. The scriptable entry point that
+//! parity checks use.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
+use lcnet_zoo::lcnet_core::weights::save_f32;
+use lcnet_zoo::lcnet_core::{Checkpoint, Workspace};
+
+/// Arguments of `lcnet infer`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Example:\n  lcnet infer --weights pplcnet_x1_0.safetensors --tensor batch.safetensors:input --out logits.safetensors"
+)]
+pub struct Args {
+    /// Model name (`pplcnet_x1_0` or `x1_0`); inferred from the checkpoint's shapes when omitted.
+    #[arg(long, short)]
+    model: Option<String>,
+    /// Checkpoint: safetensors with PaddleClas names and layouts.
+    #[arg(long, short)]
+    weights: PathBuf,
+    /// Input tensor, `FILE.safetensors[:NAME]`: f32 NCHW `[N, 3, H, W]`; NAME defaults to `input`.
+    #[arg(long, short)]
+    tensor: String,
+    /// Output safetensors file; receives `logits` `[N, classes]` f32 (before softmax).
+    #[arg(long, short)]
+    out: PathBuf,
+    /// Also write every stage output (`stage.conv1`, `stage.blocks2`, ...) NCHW.
+    #[arg(long)]
+    stages: bool,
+    /// Overwrite OUT if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Loads, runs, writes.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if args.out.exists() && !args.force {
+        bail!(
+            "{} exists; pass --force to overwrite it",
+            args.out.display()
+        );
+    }
+    let (tensor_path, tensor_name) = split_tensor_arg(&args.tensor);
+    let mut input_file = Checkpoint::open(tensor_path)?;
+    let (shape, data) = input_file.take_any(tensor_name).with_context(|| {
+        format!(
+            "tensors in {}: {}",
+            tensor_path.display(),
+            input_file.names().join(", ")
+        )
+    })?;
+    let [n, c, h, w] = shape[..] else {
+        bail!(
+            "{}: tensor `{tensor_name}` has shape {shape:?}, expected NCHW [N, 3, H, W]",
+            tensor_path.display()
+        );
+    };
+    let input = ArrayView4::from_shape((n, c, h, w), &data)?;
+
+    let mut ck = Checkpoint::open(&args.weights)?;
+    let net = lcnet_zoo::load(&mut ck, args.model.as_deref())?;
+    let mut ws = Workspace::new();
+    if args.stages {
+        ws.record_stages();
+    }
+    let logits = net
+        .forward(input, &mut ws)
+        .with_context(|| format!("{}: tensor `{tensor_name}`", tensor_path.display()))?;
+
+    let logits_shape = logits.shape().to_vec();
+    let logits = logits.as_standard_layout();
+    let recorded = ws.take_recorded();
+    let names: Vec<String> = recorded
+        .iter()
+        .map(|(stage, _)| format!("stage.{stage}"))
+        .collect();
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![(
+        "logits",
+        logits_shape,
+        logits.as_slice().expect("standard layout"),
+    )];
+    for ((_, array), name) in recorded.iter().zip(&names) {
+        tensors.push((
+            name,
+            array.shape().to_vec(),
+            array.as_slice().expect("fresh array is contiguous"),
+        ));
+    }
+    let metadata = BTreeMap::from([
+        ("model".to_string(), net.variant().name.to_string()),
+        ("classes".to_string(), net.classes().to_string()),
+        ("weights".to_string(), args.weights.display().to_string()),
+    ]);
+    save_f32(&args.out, &tensors, &metadata)?;
+    Ok(())
+}
+
+/// `file.safetensors:name` -> (file, name); a path that exists as a whole is
+/// taken as the file (so names with colons still work), and the tensor name
+/// defaults to `input`.
+fn split_tensor_arg(arg: &str) -> (&Path, &str) {
+    if !Path::new(arg).exists() {
+        if let Some((file, name)) = arg.rsplit_once(':') {
+            if !name.is_empty() && !name.contains('/') {
+                return (Path::new(file), name);
+            }
+        }
+    }
+    (Path::new(arg), "input")
+}

@@ -1,0 +1,49 @@
+//! Command-line parsing (clap) and dispatch to one module per subcommand.
+
+mod infer;
+mod list;
+
+use clap::{Parser, Subcommand};
+
+use crate::build_info;
+
+/// The long version: what is compiled in, for bug reports.
+fn long_version() -> &'static str {
+    let text = format!(
+        "{} (git {})\ntarget: {}\nvariants: {}\nbaseline SIMD: {}",
+        build_info::VERSION,
+        build_info::GIT_REV,
+        build_info::TARGET,
+        build_info::VARIANT_FEATURES.join(" "),
+        build_info::BASELINE_SIMD.join(" "),
+    );
+    Box::leak(text.into_boxed_str())
+}
+
+/// PP-LCNet, the fast CPU image classifier from PaddleClas, in Rust.
+///
+/// Every width (x0.25 .. x2.5) is generated at compile time from the paper's
+/// layer table and loads PaddleClas checkpoints (safetensors with PaddleClas
+/// names).
+#[derive(Debug, Parser)]
+#[command(name = "lcnet", version = build_info::VERSION, long_version = long_version())]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the compiled-in models with width, parameters and MACs.
+    List(list::Args),
+    /// Run a raw NCHW f32 tensor through a model and write its logits.
+    Infer(infer::Args),
+}
+
+/// Parses the command line and runs the subcommand.
+pub fn run() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::List(args) => list::run(&args),
+        Command::Infer(args) => infer::run(&args),
+    }
+}
