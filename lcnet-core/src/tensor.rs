@@ -119,6 +119,12 @@ impl Workspace {
         self.scratch = buf;
     }
 
+    /// Total values held by the workspace's buffers: it stops growing after
+    /// the first forward pass at a given batch and input size.
+    pub fn capacity(&self) -> usize {
+        self.free.iter().map(Vec::capacity).sum::<usize>() + self.scratch.capacity()
+    }
+
     /// Starts keeping an NCHW copy of every stage output (see [`record`](Self::record)).
     pub fn record_stages(&mut self) {
         self.recorded = Some(Vec::new());
