@@ -6,9 +6,9 @@
 //! generated paths resolve.
 //!
 //! The stages, each a plain function (unit-tested without rustc):
-//! [`input`] (macro arguments) -> [`config`] (TOML with spans) ->
-//! [`validate`] (every error collected) -> [`plan`] (channels, sizes, params,
-//! MACs per width) -> [`expand`] (tokens); [`fallback`] on error.
+//! `input` (macro arguments) -> `config` (TOML with spans) ->
+//! `validate` (every error collected) -> `plan` (channels, sizes, params,
+//! MACs per width) -> `expand` (tokens); `fallback` on error.
 
 use proc_macro::TokenStream;
 use std::path::PathBuf;

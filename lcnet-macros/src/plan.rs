@@ -208,3 +208,104 @@ pub fn plan(net: &Net, width: f64) -> Plan {
         layers,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse;
+    use crate::validate::check;
+
+    fn pp_lcnet() -> Net {
+        let src = include_str!("../../lcnet-zoo/configs/pp_lcnet.toml");
+        check(&parse(src).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn make_divisible_matches_paddleclas() {
+        // PaddleClas channel table (tools/ref/params_macs.md).
+        assert_eq!(make_divisible(16.0 * 0.25, 8), 8);
+        assert_eq!(make_divisible(32.0 * 0.35, 8), 16);
+        assert_eq!(make_divisible(64.0 * 0.35, 8), 24);
+        assert_eq!(make_divisible(256.0 * 0.35, 8), 88);
+        assert_eq!(make_divisible(512.0 * 0.35, 8), 176);
+        assert_eq!(make_divisible(16.0 * 0.75, 8), 16);
+        assert_eq!(make_divisible(16.0 * 2.5, 8), 40);
+    }
+
+    #[test]
+    fn feature_names_follow_paddleclas() {
+        let names: Vec<String> = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5]
+            .map(feature_name)
+            .to_vec();
+        assert_eq!(
+            names,
+            ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"]
+        );
+    }
+
+    #[test]
+    fn channel_table_matches_paddleclas() {
+        let net = pp_lcnet();
+        // width: conv1, blocks2..blocks6 outputs, SE mids (params_macs.md).
+        for (w, stem, stages, se) in [
+            (0.25, 8, [8, 16, 32, 64, 128], [16, 32]),
+            (0.35, 8, [16, 24, 48, 88, 176], [22, 44]),
+            (1.0, 16, [32, 64, 128, 256, 512], [64, 128]),
+            (2.5, 40, [80, 160, 320, 640, 1280], [160, 320]),
+        ] {
+            let p = plan(&net, w);
+            assert_eq!(p.layers[0].out_c, stem, "{w}");
+            let ends: Vec<usize> = p
+                .layers
+                .iter()
+                .filter(|l| l.ends_stage.is_some())
+                .skip(1)
+                .map(|l| l.out_c)
+                .collect();
+            assert_eq!(ends, stages, "{w}");
+            let mids: Vec<usize> = p
+                .layers
+                .iter()
+                .filter(|l| l.kind == Kind::SqueezeExcite)
+                .map(|l| l.mid)
+                .collect();
+            assert_eq!(mids, se, "{w}");
+        }
+    }
+
+    #[test]
+    fn params_and_macs_match_paddleclas_exactly() {
+        let net = pp_lcnet();
+        // tools/ref/params_macs.md (PaddleClas 2.6.0, paddle 3.3.1).
+        for (w, params, macs) in [
+            (0.25, 1_521_184, 16_773_440),
+            (0.35, 1_643_090, 27_357_832),
+            (0.5, 1_879_576, 44_731_008),
+            (0.75, 2_357_008, 94_786_496),
+            (1.0, 2_952_520, 155_700_480),
+            (1.5, 4_499_832, 334_188_416),
+            (2.0, 6_521_512, 580_194_816),
+            (2.5, 9_017_560, 893_719_680),
+        ] {
+            let p = plan(&net, w);
+            assert_eq!((p.params(), p.macs()), (params, macs), "width {w}");
+        }
+    }
+
+    #[test]
+    fn odd_inputs_round_up_like_paddle() {
+        let mut net = pp_lcnet();
+        net.input = [3, 97, 131];
+        let p = plan(&net, 1.0);
+        let sizes: Vec<[usize; 2]> = p
+            .layers
+            .iter()
+            .filter(|l| l.ends_stage.is_some())
+            .map(|l| l.out_hw)
+            .collect();
+        assert_eq!(
+            sizes,
+            [[49, 66], [49, 66], [25, 33], [13, 17], [7, 9], [4, 5]]
+        );
+    }
+}

@@ -186,7 +186,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
 
     let mut stages = Vec::new();
     // (stage label, channels) of whatever came last, for the chain check.
-    let mut prev = ("the stem".to_string(), stem_channels);
+    let mut prev = ("the stem".to_string(), Some(stem_channels));
     if raw.stages.get_ref().is_empty() {
         cx.error(&raw.stages, "the table needs at least one [[stage]]");
     }
@@ -209,18 +209,18 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         for (i, row) in stage.blocks.get_ref().iter().enumerate() {
             let label = format!("{name}[{i}]");
             let Some(block) = block_row(&mut cx, row, &label) else {
+                // The row's channels are unknown: do not compare the next row with them.
+                prev.1 = None;
                 continue;
             };
-            if block.in_c != prev.1 {
-                cx.error(
-                    row,
-                    format!(
-                        "{label} takes {} input channels but {} ends with {}",
-                        block.in_c, prev.0, prev.1
-                    ),
+            if let Some(prev_c) = prev.1.filter(|&c| c != block.in_c) {
+                let msg = format!(
+                    "{label} takes {} input channels but {} ends with {prev_c}",
+                    block.in_c, prev.0
                 );
+                cx.error(row, msg);
             }
-            prev = (label, block.out_c);
+            prev = (label, Some(block.out_c));
             blocks.push(block);
         }
         stages.push(Stage { name, blocks });
@@ -352,4 +352,168 @@ fn is_ident(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    /// A valid two-stage table; tests break one thing at a time.
+    pub const GOOD: &str = r#"[network]
+name = "tiny"
+input = [3, 32, 32]
+classes = 10
+widths = [0.5, 1.0]
+divisor = 8
+
+[stem]
+kernel = 3
+stride = 2
+channels = 16
+
+[[stage]]
+name = "blocks2"
+blocks = [
+    [3, 16, 32, 1, false],
+]
+
+[[stage]]
+name = "blocks3"
+blocks = [
+    [5, 32, 64, [2, 1], true],
+]
+
+[head]
+channels = 128
+dropout = 0.2
+dropout_mode = "downscale_in_infer"
+"#;
+
+    /// Rendered errors of `src` (the parse error, or every validation error).
+    pub fn errors(src: &str) -> Vec<String> {
+        match parse(src) {
+            Err(e) => vec![e.render("net.toml", src)],
+            Ok(raw) => match super::check(&raw) {
+                Ok(_) => vec![],
+                Err(errs) => errs.iter().map(|e| e.render("net.toml", src)).collect(),
+            },
+        }
+    }
+
+    fn one_error(src: &str) -> String {
+        let errs = errors(src);
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        errs.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn good_table_validates() {
+        let net = super::check(&parse(GOOD).unwrap()).unwrap();
+        assert_eq!(net.stages[1].blocks[0].stride, [2, 1]);
+        assert!(net.stages[1].blocks[0].se);
+        assert!((net.dropout_scale - 0.8).abs() < 1e-12);
+        assert_eq!(net.se_reduction, 4);
+    }
+
+    #[test]
+    fn channel_chain_break_names_both_ends_and_the_line() {
+        let err = one_error(&GOOD.replace("[5, 32, 64", "[5, 48, 64"));
+        assert!(
+            err.starts_with(
+                "net.toml:22:5: blocks3[0] takes 48 input channels but blocks2[0] ends with 32"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("22 |     [5, 48, 64, [2, 1], true],"), "{err}");
+    }
+
+    #[test]
+    fn stem_to_first_block_chain_is_checked() {
+        let err = one_error(&GOOD.replace("channels = 16", "channels = 24"));
+        assert!(
+            err.contains("blocks2[0] takes 16 input channels but the stem ends with 24"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bad_strides_are_errors_at_the_value() {
+        let err = one_error(&GOOD.replace("[3, 16, 32, 1, false]", "[3, 16, 32, 3, false]"));
+        assert!(err.starts_with("net.toml:16:17: blocks2[0] stride must be 1, 2 or a pair [sh, sw] of those, found 3"), "{err}");
+        let err = one_error(&GOOD.replace("[2, 1]", "[2, 4]"));
+        assert!(
+            err.contains("blocks3[0] stride components must each be 1 or 2"),
+            "{err}"
+        );
+        let err = one_error(&GOOD.replace("stride = 2", "stride = 0"));
+        assert!(
+            err.starts_with("net.toml:10:10: stem stride must be"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn even_or_zero_kernels_are_errors() {
+        let err = one_error(&GOOD.replace("[3, 16, 32", "[4, 16, 32"));
+        assert!(
+            err.starts_with("net.toml:16:6: blocks2[0] kernel must be odd and positive"),
+            "{err}"
+        );
+        let err = one_error(&GOOD.replace("kernel = 3", "kernel = 0"));
+        assert!(
+            err.contains("stem kernel must be odd and positive (3 or 5 in PP-LCNet), found 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_at_the_key() {
+        let err = one_error(&GOOD.replace("divisor = 8", "divisor = 8\ndivisr = 8"));
+        assert!(
+            err.starts_with("net.toml:7:1: unknown field `divisr`"),
+            "{err}"
+        );
+        let err = one_error(&GOOD.replace("[stem]", "[stem]\nbias = true"));
+        assert!(err.contains("unknown field `bias`"), "{err}");
+    }
+
+    #[test]
+    fn several_errors_are_reported_together() {
+        let src = GOOD
+            .replace("[3, 16, 32, 1, false]", "[4, 16, 32, 3, false]")
+            .replace("classes = 10", "classes = 0");
+        let errs = errors(&src);
+        assert_eq!(errs.len(), 3, "{errs:#?}");
+    }
+
+    #[test]
+    fn other_checks() {
+        assert!(
+            one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [0.5, 0.5]"))
+                .contains("width 0.5 is listed twice")
+        );
+        assert!(
+            one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [-1.0]"))
+                .contains("a width must be a positive number")
+        );
+        assert!(one_error(&GOOD.replace("dropout = 0.2", "dropout = 1.0"))
+            .contains("dropout must be in [0, 1), found 1"));
+        assert!(
+            one_error(&GOOD.replace("\"downscale_in_infer\"", "\"sometimes\""))
+                .contains("unknown dropout_mode `sometimes`")
+        );
+        assert!(
+            one_error(&GOOD.replace("[3, 16, 32, 1, false]", "[3, 16, 32, 1]"))
+                .contains("must be [kernel, in, out, stride, se], found 4 values")
+        );
+        assert!(one_error(&GOOD.replace("1, false]", "1, \"no\"]"))
+            .contains("blocks2[0] se must be true or false"));
+        assert!(
+            one_error(&GOOD.replace("classes = 10", "classes = \"ten\"")).contains("invalid type")
+        );
+        assert!(
+            one_error(&GOOD.replace("name = \"blocks3\"", "name = \"blocks2\""))
+                .contains("stage name `blocks2` is used twice")
+        );
+    }
 }

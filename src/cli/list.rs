@@ -19,10 +19,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<16} {:>6} {:>12} {:>14}  {}",
-        "MODEL", "WIDTH", "PARAMS", "MACS", "AT"
-    );
+    println!("{:<16} {:>6} {:>12} {:>14}  AT", "MODEL", "WIDTH", "PARAMS", "MACS");
     for v in variants {
         println!(
             "{:<16} {:>6} {:>12} {:>14}  {}x{}, {} classes",
@@ -55,7 +52,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
