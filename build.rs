@@ -8,9 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-const VARIANTS: [&str; 8] = [
-    "x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5",
-];
+const VARIANTS: [&str; 8] = ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"];
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
@@ -36,17 +34,12 @@ fn main() {
         std::process::exit(1);
     }
 
-    let git_rev = env::var("LCNET_GIT_REV")
-        .ok()
-        .or_else(git_rev)
-        .unwrap_or_else(|| "unknown".into());
+    let git_rev = env::var("LCNET_GIT_REV").ok().or_else(git_rev).unwrap_or_else(|| "unknown".into());
     let target = env::var("TARGET").unwrap_or_default();
     let simd: Vec<String> = env::var("CARGO_CFG_TARGET_FEATURE")
         .unwrap_or_default()
         .split(',')
-        .filter(|f| {
-            f.starts_with("sse") || f.starts_with("avx") || f.starts_with("fma") || *f == "neon"
-        })
+        .filter(|f| f.starts_with("sse") || f.starts_with("avx") || f.starts_with("fma") || *f == "neon")
         .map(str::to_string)
         .collect();
 
@@ -70,11 +63,6 @@ fn main() {
 }
 
 fn git_rev() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

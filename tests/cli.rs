@@ -12,10 +12,7 @@ const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lcnet-zoo/tests/golde
 const CASE: &str = "x0_25_c2_80x160";
 
 fn lcnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet"))
-        .args(args)
-        .output()
-        .expect("run lcnet")
+    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).output().expect("run lcnet")
 }
 
 fn temp_dir(test: &str) -> PathBuf {
@@ -42,10 +39,8 @@ fn read_all(path: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 }
 
 fn write_all(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-    let views: Vec<(&str, Vec<usize>, &[f32])> = tensors
-        .iter()
-        .map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice()))
-        .collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
     save_f32(path, &views, &BTreeMap::new()).unwrap();
 }
 
@@ -54,11 +49,7 @@ fn write_all(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
 fn assert_fails_with(out: &Output, needles: &[&str]) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "exit code; stderr: {stderr}");
-    assert_eq!(
-        stderr.trim_end().lines().count(),
-        1,
-        "one-line error expected, got: {stderr}"
-    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "one-line error expected, got: {stderr}");
     assert!(stderr.starts_with("lcnet: error: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     for needle in needles {
@@ -84,25 +75,12 @@ fn list_json_has_paddleclas_params_and_macs() {
         ("pplcnet_x2_5", 9_017_560, 893_719_680),
     ];
     let rows = rows.as_array().unwrap();
-    assert_eq!(
-        rows.len(),
-        paddle.len(),
-        "the CLI builds every width by default"
-    );
+    assert_eq!(rows.len(), paddle.len(), "the CLI builds every width by default");
     for (row, (name, params, macs)) in rows.iter().zip(paddle) {
         assert_eq!(row["name"], name);
-        let (p, m) = (
-            row["params"].as_u64().unwrap(),
-            row["macs"].as_u64().unwrap(),
-        );
-        assert!(
-            (p as f64 - params as f64).abs() <= 0.005 * params as f64,
-            "{name}: params {p} vs {params}"
-        );
-        assert!(
-            (m as f64 - macs as f64).abs() <= 0.005 * macs as f64,
-            "{name}: MACs {m} vs {macs}"
-        );
+        let (p, m) = (row["params"].as_u64().unwrap(), row["macs"].as_u64().unwrap());
+        assert!((p as f64 - params as f64).abs() <= 0.005 * params as f64, "{name}: params {p} vs {params}");
+        assert!((m as f64 - macs as f64).abs() <= 0.005 * macs as f64, "{name}: MACs {m} vs {macs}");
     }
 }
 
@@ -111,10 +89,7 @@ fn list_prints_a_table() {
     let out = lcnet(&["list"]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("pplcnet_x1_0") && text.contains("155,700,480"),
-        "{text}"
-    );
+    assert!(text.contains("pplcnet_x1_0") && text.contains("155,700,480"), "{text}");
 }
 
 #[test]
@@ -123,26 +98,11 @@ fn infer_matches_paddleclas_and_infers_the_width() {
     let out_path = dir.join("logits.safetensors");
     let out_arg = out_path.to_str().unwrap();
     let tensor = format!("{}:input", golden("io"));
-    let out = lcnet(&[
-        "infer",
-        "--weights",
-        &golden("weights"),
-        "--tensor",
-        &tensor,
-        "--out",
-        out_arg,
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = lcnet(&["infer", "--weights", &golden("weights"), "--tensor", &tensor, "--out", out_arg]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     let mut ours = Checkpoint::open(&out_path).unwrap();
-    assert_eq!(
-        ours.metadata().get("model").map(String::as_str),
-        Some("pplcnet_x0_25")
-    );
+    assert_eq!(ours.metadata().get("model").map(String::as_str), Some("pplcnet_x0_25"));
     let (shape, logits) = ours.take_any("logits").unwrap();
     let mut reference = Checkpoint::open(golden("io")).unwrap();
     let (ref_shape, want) = reference.take_any("logits").unwrap();
@@ -153,33 +113,10 @@ fn infer_matches_paddleclas_and_infers_the_width() {
     }
 
     // Never overwrite without being asked.
-    let again = lcnet(&[
-        "infer",
-        "--weights",
-        &golden("weights"),
-        "--tensor",
-        &tensor,
-        "--out",
-        out_arg,
-    ]);
+    let again = lcnet(&["infer", "--weights", &golden("weights"), "--tensor", &tensor, "--out", out_arg]);
     assert_fails_with(&again, &["exists", "--force"]);
-    let forced = lcnet(&[
-        "infer",
-        "-m",
-        "x0_25",
-        "-w",
-        &golden("weights"),
-        "-t",
-        &tensor,
-        "-o",
-        out_arg,
-        "--force",
-    ]);
-    assert!(
-        forced.status.success(),
-        "{}",
-        String::from_utf8_lossy(&forced.stderr)
-    );
+    let forced = lcnet(&["infer", "-m", "x0_25", "-w", &golden("weights"), "-t", &tensor, "-o", out_arg, "--force"]);
+    assert!(forced.status.success(), "{}", String::from_utf8_lossy(&forced.stderr));
 }
 
 #[test]
@@ -191,15 +128,7 @@ fn bad_checkpoints_give_one_line_errors() {
     let weights = read_all(&golden("weights"));
 
     let run = |w: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "infer",
-            "--weights",
-            w.to_str().unwrap(),
-            "--tensor",
-            &io,
-            "--out",
-            out,
-        ];
+        let mut args = vec!["infer", "--weights", w.to_str().unwrap(), "--tensor", &io, "--out", out];
         args.extend_from_slice(extra);
         lcnet(&args)
     };
@@ -210,19 +139,12 @@ fn bad_checkpoints_give_one_line_errors() {
         &run(&good, &["--model", "pplcnet_x1_0"]),
         &["conv1.conv.weight", "[8, 3, 3, 3]", "[16, 3, 3, 3]"],
     );
-    assert_fails_with(
-        &run(&good, &["--model", "pplcnet_x9"]),
-        &["unknown model `pplcnet_x9`", "pplcnet_x1_0"],
-    );
+    assert_fails_with(&run(&good, &["--model", "pplcnet_x9"]), &["unknown model `pplcnet_x9`", "pplcnet_x1_0"]);
 
     let missing = dir.join("missing.safetensors");
     write_all(
         &missing,
-        &weights
-            .iter()
-            .filter(|(n, ..)| n != "blocks4.1.pw_conv.bn._variance")
-            .cloned()
-            .collect::<Vec<_>>(),
+        &weights.iter().filter(|(n, ..)| n != "blocks4.1.pw_conv.bn._variance").cloned().collect::<Vec<_>>(),
     );
     assert_fails_with(
         &run(&missing, &["--model", "x0_25"]),
@@ -233,36 +155,21 @@ fn bad_checkpoints_give_one_line_errors() {
     extra_keys.push(("aux_head.weight".into(), vec![2], vec![0.0, 1.0]));
     let extra = dir.join("extra.safetensors");
     write_all(&extra, &extra_keys);
-    assert_fails_with(
-        &run(&extra, &[]),
-        &["unexpected tensor(s)", "aux_head.weight"],
-    );
+    assert_fails_with(&run(&extra, &[]), &["unexpected tensor(s)", "aux_head.weight"]);
 
     let mut reshaped = weights.clone();
-    let fc = reshaped
-        .iter_mut()
-        .find(|(n, ..)| n == "fc.weight")
-        .unwrap();
+    let fc = reshaped.iter_mut().find(|(n, ..)| n == "fc.weight").unwrap();
     fc.1 = vec![fc.1[1], fc.1[0]]; // PyTorch's [out, in] instead of Paddle's [in, out]
     let transposed = dir.join("transposed.safetensors");
     write_all(&transposed, &reshaped);
-    assert_fails_with(
-        &run(&transposed, &["--model", "x0_25"]),
-        &["fc.weight", "[2, 1280]", "[1280, classes]"],
-    );
+    assert_fails_with(&run(&transposed, &["--model", "x0_25"]), &["fc.weight", "[2, 1280]", "[1280, classes]"]);
 
     let bytes = std::fs::read(golden("weights")).unwrap();
     let truncated = dir.join("truncated.safetensors");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    assert_fails_with(
-        &run(&truncated, &[]),
-        &["truncated.safetensors", "truncated"],
-    );
+    assert_fails_with(&run(&truncated, &[]), &["truncated.safetensors", "truncated"]);
 
-    assert_fails_with(
-        &run(&dir.join("nope.safetensors"), &[]),
-        &["nope.safetensors", "No such file"],
-    );
+    assert_fails_with(&run(&dir.join("nope.safetensors"), &[]), &["nope.safetensors", "No such file"]);
 
     // Half precision: refused by dtype, not misread.
     let f16 = dir.join("f16.safetensors");
@@ -270,20 +177,10 @@ fn bad_checkpoints_give_one_line_errors() {
         use safetensors::tensor::{Dtype, TensorView};
         let data = vec![0u8; 2 * 8 * 27];
         let view = TensorView::new(Dtype::F16, vec![8, 3, 3, 3], &data).unwrap();
-        std::fs::write(
-            &f16,
-            safetensors::serialize([("conv1.conv.weight", view)], &None).unwrap(),
-        )
-        .unwrap();
+        std::fs::write(&f16, safetensors::serialize([("conv1.conv.weight", view)], &None).unwrap()).unwrap();
     }
-    assert_fails_with(
-        &run(&f16, &["--model", "x0_25"]),
-        &["conv1.conv.weight", "dtype F16, expected F32"],
-    );
-    assert!(
-        !Path::new(out).exists(),
-        "no output is written when the run fails"
-    );
+    assert_fails_with(&run(&f16, &["--model", "x0_25"]), &["conv1.conv.weight", "dtype F16, expected F32"]);
+    assert!(!Path::new(out).exists(), "no output is written when the run fails");
 }
 
 #[test]
@@ -292,17 +189,7 @@ fn bad_tensors_give_one_line_errors() {
     let out = dir.join("out.safetensors");
     let out = out.to_str().unwrap();
     let weights = golden("weights");
-    let run = |tensor: &str| {
-        lcnet(&[
-            "infer",
-            "--weights",
-            &weights,
-            "--tensor",
-            tensor,
-            "--out",
-            out,
-        ])
-    };
+    let run = |tensor: &str| lcnet(&["infer", "--weights", &weights, "--tensor", tensor, "--out", out]);
 
     let file = dir.join("inputs.safetensors");
     let four_channels = vec![0.5f32; 4 * 8 * 8];
@@ -321,28 +208,13 @@ fn bad_tensors_give_one_line_errors() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    assert_fails_with(
-        &run(&format!("{f}:rgba")),
-        &["shape [1, 4, 8, 8]", "[N, 3, H, W]"],
-    );
-    assert_fails_with(
-        &run(&format!("{f}:chw")),
-        &["`chw` has shape [3, 8, 8]", "NCHW"],
-    );
-    assert_fails_with(
-        &run(&format!("{f}:zero_height")),
-        &["[1, 3, 0, 8]", "H, W >= 1"],
-    );
+    assert_fails_with(&run(&format!("{f}:rgba")), &["shape [1, 4, 8, 8]", "[N, 3, H, W]"]);
+    assert_fails_with(&run(&format!("{f}:chw")), &["`chw` has shape [3, 8, 8]", "NCHW"]);
+    assert_fails_with(&run(&format!("{f}:zero_height")), &["[1, 3, 0, 8]", "H, W >= 1"]);
     assert_fails_with(&run(&format!("{f}:nan")), &["non-finite", "NaN"]);
-    assert_fails_with(
-        &run(&format!("{f}:image")),
-        &["missing tensor `image`", "chw, nan, rgba, zero_height"],
-    );
+    assert_fails_with(&run(&format!("{f}:image")), &["missing tensor `image`", "chw, nan, rgba, zero_height"]);
     assert_fails_with(&run(f), &["missing tensor `input`"]);
-    assert!(
-        !Path::new(out).exists(),
-        "no output is written when the run fails"
-    );
+    assert!(!Path::new(out).exists(), "no output is written when the run fails");
 }
 
 #[test]
@@ -350,34 +222,13 @@ fn odd_and_tiny_inputs_run() {
     let dir = temp_dir("tiny");
     let file = dir.join("in.safetensors");
     let one_pixel = vec![0.25f32; 2 * 3];
-    save_f32(
-        &file,
-        &[("input", vec![2, 3, 1, 1], &one_pixel)],
-        &BTreeMap::new(),
-    )
-    .unwrap();
+    save_f32(&file, &[("input", vec![2, 3, 1, 1], &one_pixel)], &BTreeMap::new()).unwrap();
     let out = dir.join("out.safetensors");
-    let run = lcnet(&[
-        "infer",
-        "-w",
-        &golden("weights"),
-        "-t",
-        file.to_str().unwrap(),
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let run = lcnet(&["infer", "-w", &golden("weights"), "-t", file.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let (shape, logits) = Checkpoint::open(&out).unwrap().take_any("logits").unwrap();
     assert_eq!(shape, vec![2, 2]);
-    assert_eq!(
-        logits[0..2],
-        logits[2..4],
-        "identical images give identical logits"
-    );
+    assert_eq!(logits[0..2], logits[2..4], "identical images give identical logits");
 }
 
 #[test]

@@ -90,6 +90,14 @@ pub enum Error {
         /// What was compared.
         detail: String,
     },
+    /// A model file (ONNX, ...) could not be imported.
+    #[error("{path}: {reason}")]
+    Import {
+        /// The file being imported.
+        path: PathBuf,
+        /// Which node or tensor did not fit, and why.
+        reason: String,
+    },
     /// A value in a tensor or checkpoint is not usable (NaN in weights, ...).
     #[error("{0}")]
     Invalid(String),

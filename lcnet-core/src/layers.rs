@@ -18,11 +18,7 @@ pub const BN_EPS: f64 = 1e-5;
 /// Reads `{prefix}.conv.weight` of shape `shape` and `{prefix}.bn.*`, and
 /// folds the BatchNorm into the weight and a bias:
 /// `w' = w * g / sqrt(v + eps)`, `b' = beta - mean * g / sqrt(v + eps)`.
-fn load_conv_bn(
-    ck: &mut Checkpoint,
-    prefix: &str,
-    shape: [usize; 4],
-) -> Result<(Vec<f32>, Vec<f32>)> {
+fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
     let c = shape[0];
     let weight = ck.take(&format!("{prefix}.conv.weight"), &shape)?;
     let gamma = ck.take(&format!("{prefix}.bn.weight"), &[c])?;
@@ -41,10 +37,7 @@ fn load_conv_bn(
     let mut bias = vec![0.0; c];
     for o in 0..c {
         let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
-        for (dst, &src) in folded[o * per_out..][..per_out]
-            .iter_mut()
-            .zip(&weight[o * per_out..][..per_out])
-        {
+        for (dst, &src) in folded[o * per_out..][..per_out].iter_mut().zip(&weight[o * per_out..][..per_out]) {
             *dst = (src as f64 * scale) as f32;
         }
         bias[o] = (beta[o] as f64 - mean[o] as f64 * scale) as f32;
@@ -64,24 +57,14 @@ impl<const C: usize> Stem<C> {
     pub const IN_CHANNELS: usize = 3;
 
     /// Loads `{prefix}.conv.weight` `[C, 3, k, k]` and `{prefix}.bn.*`.
-    pub fn load(
-        ck: &mut Checkpoint,
-        prefix: &str,
-        kernel: usize,
-        stride: [usize; 2],
-        act: Activation,
-    ) -> Result<Self> {
+    pub fn load(ck: &mut Checkpoint, prefix: &str, kernel: usize, stride: [usize; 2], act: Activation) -> Result<Self> {
         let (w, b) = load_conv_bn(ck, prefix, [C, Self::IN_CHANNELS, kernel, kernel])?;
-        Ok(Stem {
-            weights: stem::StemWeights::pack(&w, b, Self::IN_CHANNELS, kernel, stride, act),
-        })
+        Ok(Stem { weights: stem::StemWeights::pack(&w, b, Self::IN_CHANNELS, kernel, stride, act) })
     }
 
     /// Runs on an NCHW batch `[n, 3, h, w]`.
     pub fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<FeatureMap<C>> {
-        let [n, c, h, w] = input.shape() else {
-            unreachable!("ArrayView4 has four axes")
-        };
+        let [n, c, h, w] = input.shape() else { unreachable!("ArrayView4 has four axes") };
         let (n, c, h, w) = (*n, *c, *h, *w);
         if c != Self::IN_CHANNELS || n == 0 || h == 0 || w == 0 {
             return Err(Error::BadInput {
@@ -92,10 +75,7 @@ impl<const C: usize> Stem<C> {
         let input = input.as_standard_layout();
         let data = input.as_slice().expect("standard layout is contiguous");
         if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "input holds a non-finite value ({}) at flat index {i}",
-                data[i]
-            )));
+            return Err(Error::Invalid(format!("input holds a non-finite value ({}) at flat index {i}", data[i])));
         }
         let (oh, ow) = self.weights.out_hw(h, w);
         let mut out = ws.take(n * oh * ow * C);
@@ -112,17 +92,9 @@ pub struct DwConv<const C: usize> {
 
 impl<const C: usize> DwConv<C> {
     /// Loads `{prefix}.conv.weight` `[C, 1, k, k]` and `{prefix}.bn.*`.
-    pub fn load(
-        ck: &mut Checkpoint,
-        prefix: &str,
-        kernel: usize,
-        stride: [usize; 2],
-        act: Activation,
-    ) -> Result<Self> {
+    pub fn load(ck: &mut Checkpoint, prefix: &str, kernel: usize, stride: [usize; 2], act: Activation) -> Result<Self> {
         let (w, b) = load_conv_bn(ck, prefix, [C, 1, kernel, kernel])?;
-        Ok(DwConv {
-            weights: dwconv::DwWeights::pack(&w, b, kernel, stride, act),
-        })
+        Ok(DwConv { weights: dwconv::DwWeights::pack(&w, b, kernel, stride, act) })
     }
 
     /// Runs on a feature map; the input buffer goes back to the workspace.
@@ -178,9 +150,7 @@ impl<const I: usize, const O: usize> PwConv<I, O> {
     /// Loads `{prefix}.conv.weight` `[O, I, 1, 1]` and `{prefix}.bn.*`.
     pub fn load(ck: &mut Checkpoint, prefix: &str, act: Activation) -> Result<Self> {
         let (w, b) = load_conv_bn(ck, prefix, [O, I, 1, 1])?;
-        Ok(PwConv {
-            weights: pwconv::PwWeights::pack(&w, b, I, act),
-        })
+        Ok(PwConv { weights: pwconv::PwWeights::pack(&w, b, I, act) })
     }
 
     /// Runs on a feature map; the input buffer goes back to the workspace.
@@ -206,13 +176,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
     /// classes]` (Paddle's Linear layout) and `{fc}.bias` `[classes]`, and
     /// folds `dropout_scale` (0.8 for Paddle's `downscale_in_infer` with
     /// p = 0.2) into the FC weights.
-    pub fn load(
-        ck: &mut Checkpoint,
-        conv: &str,
-        fc: &str,
-        act: Activation,
-        dropout_scale: f32,
-    ) -> Result<Self> {
+    pub fn load(ck: &mut Checkpoint, conv: &str, fc: &str, act: Activation, dropout_scale: f32) -> Result<Self> {
         let w = ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?;
         let fc_name = format!("{fc}.weight");
         let classes = match ck.shape(&fc_name) {
@@ -223,7 +187,13 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                     ck.path().display()
                 )))
             }
-            None => return Err(Error::MissingTensor { path: ck.path().to_path_buf(), name: fc_name, expected: vec![HIDDEN, 0] }),
+            None => {
+                return Err(Error::MissingTensor {
+                    path: ck.path().to_path_buf(),
+                    name: fc_name,
+                    expected: vec![HIDDEN, 0],
+                })
+            }
         };
         let mut fc_w = ck.take(&fc_name, &[HIDDEN, classes])?;
         fc_w.iter_mut().for_each(|v| *v *= dropout_scale);

@@ -21,6 +21,7 @@ pub mod error;
 pub mod kernels;
 pub mod layers;
 pub mod network;
+pub mod preprocess;
 pub mod tensor;
 pub mod weights;
 

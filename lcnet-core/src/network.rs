@@ -79,6 +79,9 @@ pub struct VariantInfo {
     pub params: u64,
     /// Multiply-accumulates for one image at the default input and classes.
     pub macs: u64,
+    /// What the head's dropout multiplies by at inference (0.8 for Paddle's
+    /// `downscale_in_infer` with p = 0.2), folded into the FC at load.
+    pub dropout_scale: f32,
     /// The layer table.
     pub layers: &'static [LayerInfo],
     /// Loads this variant from a checkpoint (every tensor must be used).
@@ -93,19 +96,10 @@ impl VariantInfo {
             .iter()
             .filter_map(|l| {
                 let (key, shape) = match l.kind {
-                    LayerKind::Stem => (
-                        "conv.weight",
-                        vec![l.out_channels, l.in_channels, l.kernel, l.kernel],
-                    ),
-                    LayerKind::Depthwise => {
-                        ("conv.weight", vec![l.out_channels, 1, l.kernel, l.kernel])
-                    }
-                    LayerKind::SqueezeExcite => {
-                        ("conv1.weight", vec![l.mid_channels, l.in_channels, 1, 1])
-                    }
-                    LayerKind::Pointwise => {
-                        ("conv.weight", vec![l.out_channels, l.in_channels, 1, 1])
-                    }
+                    LayerKind::Stem => ("conv.weight", vec![l.out_channels, l.in_channels, l.kernel, l.kernel]),
+                    LayerKind::Depthwise => ("conv.weight", vec![l.out_channels, 1, l.kernel, l.kernel]),
+                    LayerKind::SqueezeExcite => ("conv1.weight", vec![l.mid_channels, l.in_channels, 1, 1]),
+                    LayerKind::Pointwise => ("conv.weight", vec![l.out_channels, l.in_channels, 1, 1]),
                     LayerKind::HeadConv => ("weight", vec![l.out_channels, l.in_channels, 1, 1]),
                     LayerKind::Fc => return None,
                 };
@@ -116,9 +110,7 @@ impl VariantInfo {
 
     /// Whether every conv weight of `ck` has this variant's shape.
     pub fn matches(&self, ck: &Checkpoint) -> bool {
-        self.signature()
-            .iter()
-            .all(|(key, shape)| ck.shape(key) == Some(shape.as_slice()))
+        self.signature().iter().all(|(key, shape)| ck.shape(key) == Some(shape.as_slice()))
     }
 }
 

@@ -21,12 +21,7 @@ impl<const C: usize> FeatureMap<C> {
     /// Wraps an NHWC buffer of `batch * height * width * C` values.
     pub fn from_nhwc(data: Vec<f32>, batch: usize, height: usize, width: usize) -> Self {
         assert_eq!(data.len(), batch * height * width * C, "NHWC buffer size");
-        FeatureMap {
-            data,
-            batch,
-            height,
-            width,
-        }
+        FeatureMap { data, batch, height, width }
     }
 
     /// Number of images.
@@ -63,9 +58,7 @@ impl<const C: usize> FeatureMap<C> {
     pub fn to_nchw(&self) -> Array4<f32> {
         let nhwc = ArrayView4::from_shape((self.batch, self.height, self.width, C), &self.data)
             .expect("FeatureMap invariant: buffer matches its shape");
-        nhwc.permuted_axes([0, 3, 1, 2])
-            .as_standard_layout()
-            .into_owned()
+        nhwc.permuted_axes([0, 3, 1, 2]).as_standard_layout().into_owned()
     }
 }
 

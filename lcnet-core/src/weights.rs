@@ -19,19 +19,32 @@ use crate::{Error, Result};
 /// load silently.
 pub struct Checkpoint {
     path: PathBuf,
-    mmap: Mmap,
+    bytes: Bytes,
     data_start: usize,
     tensors: HashMap<String, TensorInfo>,
     metadata: BTreeMap<String, String>,
     taken: BTreeSet<String>,
 }
 
+/// Where a checkpoint's bytes live.
+enum Bytes {
+    Mapped(Mmap),
+    Static(&'static [u8]),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Static(b) => b,
+        }
+    }
+}
+
 impl std::fmt::Debug for Checkpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint")
-            .field("path", &self.path)
-            .field("tensors", &self.tensors.len())
-            .finish()
+        f.debug_struct("Checkpoint").field("path", &self.path).field("tensors", &self.tensors.len()).finish()
     }
 }
 
@@ -40,41 +53,31 @@ impl Checkpoint {
     /// missing, empty, truncated or malformed file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let io_err = |source| Error::Io {
-            path: path.clone(),
-            source,
-        };
+        let io_err = |source| Error::Io { path: path.clone(), source };
         let file = File::open(&path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len < 8 {
-            return Err(Error::BadFile {
-                path,
-                reason: format!("file is {len} bytes long, too short for a header"),
-            });
+            return Err(Error::BadFile { path, reason: format!("file is {len} bytes long, too short for a header") });
         }
         // SAFETY: the map is read-only and private to this process; a file
         // changed by another process while mapped is outside our contract, as
         // for every mmap-based loader (safetensors, candle, memmap2 docs).
         let mmap = unsafe { Mmap::map(&file) }.map_err(io_err)?;
-        let (header_len, meta) = SafeTensors::read_metadata(&mmap).map_err(|e| Error::BadFile {
-            path: path.clone(),
-            reason: describe(&e),
-        })?;
+        Self::parse(path, Bytes::Mapped(mmap))
+    }
+
+    /// Reads a checkpoint compiled into the binary (`include_bytes!`);
+    /// `label` names it in messages.
+    pub fn from_static(label: &str, bytes: &'static [u8]) -> Result<Self> {
+        Self::parse(PathBuf::from(label), Bytes::Static(bytes))
+    }
+
+    fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
+        let (header_len, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| Error::BadFile { path: path.clone(), reason: describe(&e) })?;
         let tensors = tensor_infos(&meta);
-        let metadata = meta
-            .metadata()
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        Ok(Checkpoint {
-            path,
-            mmap,
-            data_start: 8 + header_len,
-            tensors,
-            metadata,
-            taken: BTreeSet::new(),
-        })
+        let metadata = meta.metadata().clone().unwrap_or_default().into_iter().collect();
+        Ok(Checkpoint { path, bytes, data_start: 8 + header_len, tensors, metadata, taken: BTreeSet::new() })
     }
 
     /// The file this checkpoint was read from.
@@ -134,21 +137,12 @@ impl Checkpoint {
 
     /// Fails if any tensor was not taken; `model` names what was being loaded.
     pub fn finish(&self, model: &str) -> Result<()> {
-        let mut extra: Vec<String> = self
-            .tensors
-            .keys()
-            .filter(|k| !self.taken.contains(*k))
-            .cloned()
-            .collect();
+        let mut extra: Vec<String> = self.tensors.keys().filter(|k| !self.taken.contains(*k)).cloned().collect();
         if extra.is_empty() {
             return Ok(());
         }
         extra.sort();
-        Err(Error::UnexpectedTensors {
-            path: self.path.clone(),
-            model: model.to_string(),
-            names: extra,
-        })
+        Err(Error::UnexpectedTensors { path: self.path.clone(), model: model.to_string(), names: extra })
     }
 
     fn read_f32(&self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
@@ -160,12 +154,9 @@ impl Checkpoint {
             });
         }
         let (start, end) = info.data_offsets;
-        let bytes = &self.mmap[self.data_start + start..self.data_start + end];
+        let bytes = &self.bytes[self.data_start + start..self.data_start + end];
         // The data may sit at any byte offset in the file, so decode rather than cast.
-        let values: Vec<f32> = bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(Error::Invalid(format!(
                 "{}: tensor `{name}` holds a non-finite value ({}) at flat index {i}",
@@ -178,10 +169,7 @@ impl Checkpoint {
 }
 
 fn tensor_infos(meta: &Metadata) -> HashMap<String, TensorInfo> {
-    meta.tensors()
-        .into_iter()
-        .map(|(name, info)| (name, info.clone()))
-        .collect()
+    meta.tensors().into_iter().map(|(name, info)| (name, info.clone())).collect()
 }
 
 /// safetensors errors in words a user can act on.
@@ -210,10 +198,8 @@ pub fn save_f32(
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
     use safetensors::tensor::TensorView;
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
     let views = tensors
         .iter()
         .zip(&bytes)
@@ -231,14 +217,8 @@ pub fn save_f32(
 
 /// Writes `data` to a temporary file beside `path`, then renames it over `path`.
 pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let io_err = |p: &Path| {
         let p = p.to_path_buf();
@@ -247,9 +227,6 @@ pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
     std::fs::write(&tmp, data).map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }
+        Error::Io { path: path.to_path_buf(), source: e }
     })
 }

@@ -15,61 +15,32 @@ fn temp(name: &str) -> PathBuf {
 
 fn write(name: &str, tensors: &[(&str, Vec<usize>, &[f32])]) -> PathBuf {
     let path = temp(name);
-    save_f32(
-        &path,
-        tensors,
-        &BTreeMap::from([("model".to_string(), "test".to_string())]),
-    )
-    .unwrap();
+    save_f32(&path, tensors, &BTreeMap::from([("model".to_string(), "test".to_string())])).unwrap();
     path
 }
 
 #[test]
 fn takes_tensors_and_reports_unused_ones() {
-    let path = write(
-        "ok.safetensors",
-        &[
-            ("a", vec![2, 2], &[1.0, 2.0, 3.0, 4.0]),
-            ("b", vec![1], &[5.0]),
-        ],
-    );
+    let path = write("ok.safetensors", &[("a", vec![2, 2], &[1.0, 2.0, 3.0, 4.0]), ("b", vec![1], &[5.0])]);
     let mut ck = Checkpoint::open(&path).unwrap();
     assert_eq!(ck.metadata().get("model").map(String::as_str), Some("test"));
     assert_eq!(ck.take("a", &[2, 2]).unwrap(), vec![1.0, 2.0, 3.0, 4.0]);
     let err = ck.finish("net").unwrap_err();
-    assert!(
-        matches!(&err, Error::UnexpectedTensors { names, .. } if names == &["b".to_string()]),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("unexpected tensor(s) for net: b"),
-        "{err}"
-    );
+    assert!(matches!(&err, Error::UnexpectedTensors { names, .. } if names == &["b".to_string()]), "{err}");
+    assert!(err.to_string().contains("unexpected tensor(s) for net: b"), "{err}");
     ck.take("b", &[1]).unwrap();
     ck.finish("net").unwrap();
 }
 
 #[test]
 fn missing_and_misshaped_tensors_name_the_key_and_shape() {
-    let path = write(
-        "shape.safetensors",
-        &[("conv.weight", vec![4, 3, 3, 3], &[0.5; 108])],
-    );
+    let path = write("shape.safetensors", &[("conv.weight", vec![4, 3, 3, 3], &[0.5; 108])]);
     let mut ck = Checkpoint::open(&path).unwrap();
-    let err = ck
-        .take("conv.weight", &[8, 3, 3, 3])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("`conv.weight` has shape [4, 3, 3, 3], expected [8, 3, 3, 3]"),
-        "{err}"
-    );
+    let err = ck.take("conv.weight", &[8, 3, 3, 3]).unwrap_err().to_string();
+    assert!(err.contains("`conv.weight` has shape [4, 3, 3, 3], expected [8, 3, 3, 3]"), "{err}");
     assert!(err.contains("shape.safetensors"), "{err}");
     let err = ck.take("bn.weight", &[8]).unwrap_err().to_string();
-    assert!(
-        err.contains("missing tensor `bn.weight` (expected shape [8])"),
-        "{err}"
-    );
+    assert!(err.contains("missing tensor `bn.weight` (expected shape [8])"), "{err}");
 }
 
 #[test]
@@ -104,9 +75,7 @@ fn truncated_empty_and_foreign_files_are_refused() {
     let err = Checkpoint::open(&text).unwrap_err().to_string();
     assert!(err.contains("not a valid safetensors file"), "{err}");
 
-    let err = Checkpoint::open(temp("does-not-exist.safetensors"))
-        .unwrap_err()
-        .to_string();
+    let err = Checkpoint::open(temp("does-not-exist.safetensors")).unwrap_err().to_string();
     assert!(err.contains("does-not-exist.safetensors"), "{err}");
 }
 
@@ -115,10 +84,7 @@ fn non_finite_values_are_refused() {
     let path = write("nan.safetensors", &[("a", vec![3], &[1.0, f32::NAN, 2.0])]);
     let mut ck = Checkpoint::open(&path).unwrap();
     let err = ck.take("a", &[3]).unwrap_err().to_string();
-    assert!(
-        err.contains("non-finite value (NaN) at flat index 1"),
-        "{err}"
-    );
+    assert!(err.contains("non-finite value (NaN) at flat index 1"), "{err}");
 }
 
 #[test]

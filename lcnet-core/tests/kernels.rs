@@ -31,13 +31,7 @@ fn stem_matches_reference() {
         let mut out = vec![f32::NAN; n * oh * ow * cout];
         stem::run(&p, &x, n, h, w, &mut out);
         let got = to_nchw(&out, [n, cout, oh, ow]);
-        assert_close(
-            &got,
-            &want,
-            ATOL,
-            RTOL,
-            &format!("stem {shape:?} k{k} s{stride:?}"),
-        );
+        assert_close(&got, &want, ATOL, RTOL, &format!("stem {shape:?} k{k} s{stride:?}"));
     }
 }
 
@@ -46,39 +40,20 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
     let mut rng = Rng::new(2);
     for k in [3, 5] {
         for stride in [[1, 1], [2, 2], [2, 1], [1, 2]] {
-            for &(n, c, h, w) in &[
-                (1, 8, 7, 7),
-                (2, 13, 9, 6),
-                (1, 40, 1, 1),
-                (1, 3, 2, 5),
-                (3, 24, 14, 15),
-            ] {
+            for &(n, c, h, w) in &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15)] {
                 let shape = [n, c, h, w];
                 let x = rng.vec(n * c * h * w, 2.0);
                 let wt = rng.vec(c * k * k, 0.5);
                 let b = rng.vec(c, 0.5);
-                let act = if c % 2 == 0 {
-                    Activation::HardSwish
-                } else {
-                    Activation::Relu
-                };
+                let act = if c % 2 == 0 { Activation::HardSwish } else { Activation::Relu };
                 let want = dwconv::reference(&x, shape, &wt, &b, k, stride, act);
                 let p = dwconv::DwWeights::pack(&wt, b, k, stride, act);
                 let (oh, ow) = p.out_hw(h, w);
-                assert_eq!(
-                    (oh, ow),
-                    (conv_out_len(h, k, stride[0]), conv_out_len(w, k, stride[1]))
-                );
+                assert_eq!((oh, ow), (conv_out_len(h, k, stride[0]), conv_out_len(w, k, stride[1])));
                 let mut out = vec![f32::NAN; n * oh * ow * c];
                 dwconv::run(&p, &to_nhwc(&x, shape), n, h, w, &mut out);
                 let got = to_nchw(&out, [n, c, oh, ow]);
-                assert_close(
-                    &got,
-                    &want,
-                    ATOL,
-                    RTOL,
-                    &format!("dw {shape:?} k{k} s{stride:?}"),
-                );
+                assert_close(&got, &want, ATOL, RTOL, &format!("dw {shape:?} k{k} s{stride:?}"));
             }
         }
     }
@@ -114,12 +89,7 @@ fn pointwise_matches_reference_on_ragged_tiles() {
 #[test]
 fn squeeze_excite_matches_reference() {
     let mut rng = Rng::new(4);
-    for &(n, c, mid, h, w) in &[
-        (1, 8, 2, 3, 3),
-        (2, 88, 22, 7, 5),
-        (1, 256, 64, 1, 1),
-        (3, 13, 3, 4, 9),
-    ] {
+    for &(n, c, mid, h, w) in &[(1, 8, 2, 3, 3), (2, 88, 22, 7, 5), (1, 256, 64, 1, 1), (3, 13, 3, 4, 9)] {
         let shape = [n, c, h, w];
         let x = rng.vec(n * c * h * w, 2.0);
         let p = se::SeWeights {
@@ -132,39 +102,20 @@ fn squeeze_excite_matches_reference() {
         let mut got = to_nhwc(&x, shape);
         let mut scratch = vec![0.0; n * p.scratch_per_image()];
         se::run(&p, &mut got, n, h * w, &mut scratch);
-        assert_close(
-            &to_nchw(&got, shape),
-            &want,
-            ATOL,
-            RTOL,
-            &format!("se {shape:?} mid {mid}"),
-        );
+        assert_close(&to_nchw(&got, shape), &want, ATOL, RTOL, &format!("se {shape:?} mid {mid}"));
     }
 }
 
 #[test]
 fn head_matches_reference_with_dropout_folded() {
     let mut rng = Rng::new(5);
-    for &(n, c, hidden, classes, h, w) in &[
-        (1, 16, 32, 4, 2, 3),
-        (2, 128, 1280, 10, 7, 7),
-        (3, 9, 20, 1, 1, 1),
-    ] {
+    for &(n, c, hidden, classes, h, w) in &[(1, 16, 32, 4, 2, 3), (2, 128, 1280, 10, 7, 7), (3, 9, 20, 1, 1, 1)] {
         let shape = [n, c, h, w];
         let x = rng.vec(n * c * h * w, 2.0);
         let last_conv = rng.vec(hidden * c, 1.0);
         let fc = rng.vec(hidden * classes, 0.1);
         let fc_bias = rng.vec(classes, 0.1);
-        let want = head::reference(
-            &x,
-            shape,
-            &last_conv,
-            hidden,
-            Activation::HardSwish,
-            0.8,
-            &fc,
-            &fc_bias,
-        );
+        let want = head::reference(&x, shape, &last_conv, hidden, Activation::HardSwish, 0.8, &fc, &fc_bias);
         // Pack as the loader does: transpose last_conv, fold 0.8 into the FC.
         let mut conv = vec![0.0; c * hidden];
         for j in 0..hidden {
@@ -184,12 +135,6 @@ fn head_matches_reference_with_dropout_folded() {
         let mut scratch = vec![0.0; n * p.scratch_per_image()];
         let mut got = vec![f32::NAN; n * classes];
         head::run(&p, &to_nhwc(&x, shape), n, h * w, &mut scratch, &mut got);
-        assert_close(
-            &got,
-            &want,
-            1e-4,
-            1e-4,
-            &format!("head {shape:?} -> {hidden} -> {classes}"),
-        );
+        assert_close(&got, &want, 1e-4, 1e-4, &format!("head {shape:?} -> {hidden} -> {classes}"));
     }
 }

@@ -76,10 +76,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn at<T>(value: &Spanned<T>, message: impl Into<String>) -> Self {
-        ConfigError {
-            span: Some(value.span()),
-            message: message.into(),
-        }
+        ConfigError { span: Some(value.span()), message: message.into() }
     }
 
     /// Renders `path:line:col: message` plus the offending source line, like
@@ -90,17 +87,12 @@ impl ConfigError {
         };
         let start = span.start.min(source.len());
         let line_start = source[..start].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[start..]
-            .find('\n')
-            .map_or(source.len(), |i| start + i);
+        let line_end = source[start..].find('\n').map_or(source.len(), |i| start + i);
         let line_no = source[..start].matches('\n').count() + 1;
         let col = source[line_start..start].chars().count() + 1;
         let text = &source[line_start..line_end];
         let gutter = " ".repeat(line_no.to_string().len());
-        let marker_len = source[start..span.end.min(line_end).max(start)]
-            .chars()
-            .count()
-            .max(1);
+        let marker_len = source[start..span.end.min(line_end).max(start)].chars().count().max(1);
         format!(
             "{path}:{line_no}:{col}: {msg}\n{gutter} |\n{line_no} | {text}\n{gutter} | {pad}{marks}",
             msg = self.message,

@@ -23,10 +23,7 @@ pub fn network(net: &Net, tracked_file: Option<&str>) -> TokenStream {
     let track = tracked_file.map(|path| {
         quote! { const _: &[u8] = ::core::include_bytes!(#path); }
     });
-    let doc = format!(
-        "Every width of `{}` compiled into this build (one cargo feature each).",
-        net.name
-    );
+    let doc = format!("Every width of `{}` compiled into this build (one cargo feature each).", net.name);
     quote! {
         #track
         #(#modules)*
@@ -58,8 +55,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     for l in &p.layers {
         let field = format_ident!("{}", l.field);
         let name = &l.name;
-        let [c_in, c_out, mid, k] =
-            [l.in_c, l.out_c, l.mid, l.kernel].map(Literal::usize_unsuffixed);
+        let [c_in, c_out, mid, k] = [l.in_c, l.out_c, l.mid, l.kernel].map(Literal::usize_unsuffixed);
         let [sh, sw] = l.stride.map(Literal::usize_unsuffixed);
         let doc = format!("`{name}`: {}", describe(l));
         match l.kind {
@@ -89,9 +85,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                     l.in_c, l.out_c, net.dropout_scale as f32
                 );
                 fields.push(quote! { #[doc = #doc] pub #field: Head<#c_in, #c_out> });
-                loads.push(
-                    quote! { #field: Head::load(ck, "last_conv", "fc", #act, #dropout_scale)? },
-                );
+                loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, #dropout_scale)? });
                 steps.push(quote! { Ok(self.#field.forward(x, ws)) });
             }
             Kind::Fc => {}
@@ -141,6 +135,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 classes: #classes,
                 params: PARAMS,
                 macs: MACS,
+                dropout_scale: #dropout_scale,
                 layers: LAYERS,
                 load: load_network,
             };
@@ -199,21 +194,10 @@ fn layer_info(l: &Layer) -> TokenStream {
         Kind::HeadConv => quote!(HeadConv),
         Kind::Fc => quote!(Fc),
     };
-    let [k, ci, co, mid, sh, sw, oh, ow] = [
-        l.kernel,
-        l.in_c,
-        l.out_c,
-        l.mid,
-        l.stride[0],
-        l.stride[1],
-        l.out_hw[0],
-        l.out_hw[1],
-    ]
-    .map(Literal::usize_unsuffixed);
-    let (params, macs) = (
-        Literal::u64_unsuffixed(l.params),
-        Literal::u64_unsuffixed(l.macs),
-    );
+    let [k, ci, co, mid, sh, sw, oh, ow] =
+        [l.kernel, l.in_c, l.out_c, l.mid, l.stride[0], l.stride[1], l.out_hw[0], l.out_hw[1]]
+            .map(Literal::usize_unsuffixed);
+    let (params, macs) = (Literal::u64_unsuffixed(l.params), Literal::u64_unsuffixed(l.macs));
     quote! {
         LayerInfo {
             name: #name,
@@ -246,10 +230,7 @@ fn describe(l: &Layer) -> String {
             s = l.stride
         ),
         Kind::SqueezeExcite => format!("SE on {} channels, bottleneck {}", l.in_c, l.mid),
-        Kind::Pointwise => format!(
-            "1x1 conv {} -> {} channels, BN, activation",
-            l.in_c, l.out_c
-        ),
+        Kind::Pointwise => format!("1x1 conv {} -> {} channels, BN, activation", l.in_c, l.out_c),
         Kind::HeadConv | Kind::Fc => String::new(),
     }
 }

@@ -46,10 +46,7 @@ fn generate(input: &MacroInput) -> syn::Result<proc_macro2::TokenStream> {
         Source::File(rel) => {
             let path = resolve(&rel.value());
             let source = std::fs::read_to_string(&path).map_err(|e| {
-                syn::Error::new(
-                    lit.span(),
-                    format!("cannot read network config {}: {e}", path.display()),
-                )
+                syn::Error::new(lit.span(), format!("cannot read network config {}: {e}", path.display()))
             })?;
             (rel.value(), source, Some(path.display().to_string()))
         }
@@ -57,8 +54,7 @@ fn generate(input: &MacroInput) -> syn::Result<proc_macro2::TokenStream> {
     if std::env::var_os("LCNET_MACROS_DEBUG").is_some() {
         eprintln!("lcnet-macros: expanding {label}");
     }
-    let raw = config::parse(&source)
-        .map_err(|e| syn::Error::new(lit.span(), e.render(&label, &source)))?;
+    let raw = config::parse(&source).map_err(|e| syn::Error::new(lit.span(), e.render(&label, &source)))?;
     let net = validate::check(&raw).map_err(|errors| {
         errors
             .iter()
@@ -78,8 +74,6 @@ fn generate(input: &MacroInput) -> syn::Result<proc_macro2::TokenStream> {
 
 /// Resolves a config path against the calling crate's manifest directory.
 fn resolve(rel: &str) -> PathBuf {
-    let root = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_default();
+    let root = std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_default();
     root.join(rel)
 }

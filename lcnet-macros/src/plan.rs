@@ -201,12 +201,7 @@ pub fn plan(net: &Net, width: f64) -> Plan {
     });
 
     let feature = feature_name(width);
-    Plan {
-        width,
-        model: format!("{}_{feature}", net.name),
-        feature,
-        layers,
-    }
+    Plan { width, model: format!("{}_{feature}", net.name), feature, layers }
 }
 
 #[cfg(test)]
@@ -234,13 +229,8 @@ mod tests {
 
     #[test]
     fn feature_names_follow_paddleclas() {
-        let names: Vec<String> = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5]
-            .map(feature_name)
-            .to_vec();
-        assert_eq!(
-            names,
-            ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"]
-        );
+        let names: Vec<String> = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5].map(feature_name).to_vec();
+        assert_eq!(names, ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"]);
     }
 
     #[test]
@@ -255,20 +245,10 @@ mod tests {
         ] {
             let p = plan(&net, w);
             assert_eq!(p.layers[0].out_c, stem, "{w}");
-            let ends: Vec<usize> = p
-                .layers
-                .iter()
-                .filter(|l| l.ends_stage.is_some())
-                .skip(1)
-                .map(|l| l.out_c)
-                .collect();
+            let ends: Vec<usize> =
+                p.layers.iter().filter(|l| l.ends_stage.is_some()).skip(1).map(|l| l.out_c).collect();
             assert_eq!(ends, stages, "{w}");
-            let mids: Vec<usize> = p
-                .layers
-                .iter()
-                .filter(|l| l.kind == Kind::SqueezeExcite)
-                .map(|l| l.mid)
-                .collect();
+            let mids: Vec<usize> = p.layers.iter().filter(|l| l.kind == Kind::SqueezeExcite).map(|l| l.mid).collect();
             assert_eq!(mids, se, "{w}");
         }
     }
@@ -297,15 +277,7 @@ mod tests {
         let mut net = pp_lcnet();
         net.input = [3, 97, 131];
         let p = plan(&net, 1.0);
-        let sizes: Vec<[usize; 2]> = p
-            .layers
-            .iter()
-            .filter(|l| l.ends_stage.is_some())
-            .map(|l| l.out_hw)
-            .collect();
-        assert_eq!(
-            sizes,
-            [[49, 66], [49, 66], [25, 33], [13, 17], [7, 9], [4, 5]]
-        );
+        let sizes: Vec<[usize; 2]> = p.layers.iter().filter(|l| l.ends_stage.is_some()).map(|l| l.out_hw).collect();
+        assert_eq!(sizes, [[49, 66], [49, 66], [25, 33], [13, 17], [7, 9], [4, 5]]);
     }
 }

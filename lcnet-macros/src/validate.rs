@@ -65,10 +65,7 @@ impl Ctxt {
     /// A count that must be at least `min`.
     fn count(&mut self, v: &Spanned<i64>, what: &str, min: i64) -> usize {
         if *v.get_ref() < min {
-            self.error(
-                v,
-                format!("{what} must be at least {min}, found {}", v.get_ref()),
-            );
+            self.error(v, format!("{what} must be at least {min}, found {}", v.get_ref()));
             return min.max(1) as usize;
         }
         *v.get_ref() as usize
@@ -77,10 +74,7 @@ impl Ctxt {
     fn kernel(&mut self, v: &Spanned<i64>, what: &str) -> usize {
         let k = *v.get_ref();
         if k < 1 || k % 2 == 0 {
-            self.error(
-                v,
-                format!("{what} must be odd and positive (3 or 5 in PP-LCNet), found {k}"),
-            );
+            self.error(v, format!("{what} must be odd and positive (3 or 5 in PP-LCNet), found {k}"));
             return 3;
         }
         k as usize
@@ -88,28 +82,15 @@ impl Ctxt {
 
     /// A stride: `1`, `2` or a per-axis pair `[sh, sw]` of those.
     fn stride(&mut self, v: &Spanned<toml::Value>, what: &str) -> [usize; 2] {
-        let one = |x: &toml::Value| {
-            x.as_integer()
-                .filter(|s| *s == 1 || *s == 2)
-                .map(|s| s as usize)
-        };
+        let one = |x: &toml::Value| x.as_integer().filter(|s| *s == 1 || *s == 2).map(|s| s as usize);
         match v.get_ref() {
             toml::Value::Array(pair) if pair.len() == 2 => match (one(&pair[0]), one(&pair[1])) {
                 (Some(h), Some(w)) => return [h, w],
-                _ => self.error(
-                    v,
-                    format!(
-                        "{what} components must each be 1 or 2, found {}",
-                        v.get_ref()
-                    ),
-                ),
+                _ => self.error(v, format!("{what} components must each be 1 or 2, found {}", v.get_ref())),
             },
             other => match one(other) {
                 Some(s) => return [s, s],
-                None => self.error(
-                    v,
-                    format!("{what} must be 1, 2 or a pair [sh, sw] of those, found {other}"),
-                ),
+                None => self.error(v, format!("{what} must be 1, 2 or a pair [sh, sw] of those, found {other}")),
             },
         }
         [1, 1]
@@ -124,22 +105,12 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
     let input = match net.input.get_ref().as_slice() {
         [c, h, w] => {
             if *c.get_ref() != 3 {
-                cx.error(
-                    c,
-                    format!("input channels must be 3 (RGB), found {}", c.get_ref()),
-                );
+                cx.error(c, format!("input channels must be 3 (RGB), found {}", c.get_ref()));
             }
-            [
-                3,
-                cx.count(h, "input height", 1),
-                cx.count(w, "input width", 1),
-            ]
+            [3, cx.count(h, "input height", 1), cx.count(w, "input width", 1)]
         }
         _ => {
-            cx.error(
-                &net.input,
-                "input must be [channels, height, width], e.g. [3, 224, 224]",
-            );
+            cx.error(&net.input, "input must be [channels, height, width], e.g. [3, 224, 224]");
             [3, 224, 224]
         }
     };
@@ -157,19 +128,13 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         }
     }
     if net.widths.get_ref().is_empty() {
-        cx.error(
-            &net.widths,
-            "widths must list at least one width multiplier",
-        );
+        cx.error(&net.widths, "widths must list at least one width multiplier");
     }
     let act = match net.activation.as_ref().map(|a| (a, a.get_ref().as_str())) {
         None | Some((_, "hardswish")) => Act::HardSwish,
         Some((_, "relu")) => Act::Relu,
         Some((a, other)) => {
-            cx.error(
-                a,
-                format!("unknown activation `{other}`; expected `hardswish` or `relu`"),
-            );
+            cx.error(a, format!("unknown activation `{other}`; expected `hardswish` or `relu`"));
             Act::HardSwish
         }
     };
@@ -194,10 +159,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         let stage = stage.get_ref();
         let name = stage.name.get_ref().clone();
         if !is_ident(&name) {
-            cx.error(
-                &stage.name,
-                format!("stage name `{name}` must be a Rust identifier (letters, digits, _)"),
-            );
+            cx.error(&stage.name, format!("stage name `{name}` must be a Rust identifier (letters, digits, _)"));
         }
         if stages.iter().any(|s: &Stage| s.name == name) {
             cx.error(&stage.name, format!("stage name `{name}` is used twice"));
@@ -214,10 +176,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
                 continue;
             };
             if let Some(prev_c) = prev.1.filter(|&c| c != block.in_c) {
-                let msg = format!(
-                    "{label} takes {} input channels but {} ends with {prev_c}",
-                    block.in_c, prev.0
-                );
+                let msg = format!("{label} takes {} input channels but {} ends with {prev_c}", block.in_c, prev.0);
                 cx.error(row, msg);
             }
             prev = (label, Some(block.out_c));
@@ -230,10 +189,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
     let head_channels = cx.count(&head.channels, "head channels", 1);
     let p = *head.dropout.get_ref();
     if !(0.0..1.0).contains(&p) {
-        cx.error(
-            &head.dropout,
-            format!("dropout must be in [0, 1), found {p}"),
-        );
+        cx.error(&head.dropout, format!("dropout must be in [0, 1), found {p}"));
     }
     let dropout_scale = match head.dropout_mode.get_ref().as_str() {
         "downscale_in_infer" => 1.0 - p,
@@ -270,71 +226,29 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
 }
 
 /// One `[kernel, in, out, stride, se]` row.
-fn block_row(
-    cx: &mut Ctxt,
-    row: &Spanned<Vec<Spanned<toml::Value>>>,
-    label: &str,
-) -> Option<Block> {
+fn block_row(cx: &mut Ctxt, row: &Spanned<Vec<Spanned<toml::Value>>>, label: &str) -> Option<Block> {
     let [kernel, in_c, out_c, stride, se] = row.get_ref().as_slice() else {
-        cx.error(
-            row,
-            format!(
-                "{label} must be [kernel, in, out, stride, se], found {} values",
-                row.get_ref().len()
-            ),
-        );
+        cx.error(row, format!("{label} must be [kernel, in, out, stride, se], found {} values", row.get_ref().len()));
         return None;
     };
     let int = |cx: &mut Ctxt, v: &Spanned<toml::Value>, what: &str| -> Option<i64> {
         let i = v.get_ref().as_integer();
         if i.is_none() {
-            cx.error(
-                v,
-                format!("{label} {what} must be an integer, found {}", v.get_ref()),
-            );
+            cx.error(v, format!("{label} {what} must be an integer, found {}", v.get_ref()));
         }
         i
     };
     let k = int(cx, kernel, "kernel");
-    let (i, o) = (
-        int(cx, in_c, "input channels"),
-        int(cx, out_c, "output channels"),
-    );
-    let kernel = k.map(|k| {
-        cx.kernel(
-            &Spanned::clone(kernel).map_to(k),
-            &format!("{label} kernel"),
-        )
-    });
-    let in_c = i.map(|i| {
-        cx.count(
-            &Spanned::clone(in_c).map_to(i),
-            &format!("{label} input channels"),
-            1,
-        )
-    });
-    let out_c = o.map(|o| {
-        cx.count(
-            &Spanned::clone(out_c).map_to(o),
-            &format!("{label} output channels"),
-            1,
-        )
-    });
+    let (i, o) = (int(cx, in_c, "input channels"), int(cx, out_c, "output channels"));
+    let kernel = k.map(|k| cx.kernel(&Spanned::clone(kernel).map_to(k), &format!("{label} kernel")));
+    let in_c = i.map(|i| cx.count(&Spanned::clone(in_c).map_to(i), &format!("{label} input channels"), 1));
+    let out_c = o.map(|o| cx.count(&Spanned::clone(out_c).map_to(o), &format!("{label} output channels"), 1));
     let stride = cx.stride(stride, &format!("{label} stride"));
     let se_flag = se.get_ref().as_bool();
     if se_flag.is_none() {
-        cx.error(
-            se,
-            format!("{label} se must be true or false, found {}", se.get_ref()),
-        );
+        cx.error(se, format!("{label} se must be true or false, found {}", se.get_ref()));
     }
-    Some(Block {
-        kernel: kernel?,
-        in_c: in_c?,
-        out_c: out_c?,
-        stride,
-        se: se_flag?,
-    })
+    Some(Block { kernel: kernel?, in_c: in_c?, out_c: out_c?, stride, se: se_flag? })
 }
 
 /// Helper: a spanned value with the same span and a new value.
@@ -419,9 +333,7 @@ dropout_mode = "downscale_in_infer"
     fn channel_chain_break_names_both_ends_and_the_line() {
         let err = one_error(&GOOD.replace("[5, 32, 64", "[5, 48, 64"));
         assert!(
-            err.starts_with(
-                "net.toml:22:5: blocks3[0] takes 48 input channels but blocks2[0] ends with 32"
-            ),
+            err.starts_with("net.toml:22:5: blocks3[0] takes 48 input channels but blocks2[0] ends with 32"),
             "{err}"
         );
         assert!(err.contains("22 |     [5, 48, 64, [2, 1], true],"), "{err}");
@@ -430,90 +342,61 @@ dropout_mode = "downscale_in_infer"
     #[test]
     fn stem_to_first_block_chain_is_checked() {
         let err = one_error(&GOOD.replace("channels = 16", "channels = 24"));
-        assert!(
-            err.contains("blocks2[0] takes 16 input channels but the stem ends with 24"),
-            "{err}"
-        );
+        assert!(err.contains("blocks2[0] takes 16 input channels but the stem ends with 24"), "{err}");
     }
 
     #[test]
     fn bad_strides_are_errors_at_the_value() {
         let err = one_error(&GOOD.replace("[3, 16, 32, 1, false]", "[3, 16, 32, 3, false]"));
-        assert!(err.starts_with("net.toml:16:17: blocks2[0] stride must be 1, 2 or a pair [sh, sw] of those, found 3"), "{err}");
+        assert!(
+            err.starts_with("net.toml:16:17: blocks2[0] stride must be 1, 2 or a pair [sh, sw] of those, found 3"),
+            "{err}"
+        );
         let err = one_error(&GOOD.replace("[2, 1]", "[2, 4]"));
-        assert!(
-            err.contains("blocks3[0] stride components must each be 1 or 2"),
-            "{err}"
-        );
+        assert!(err.contains("blocks3[0] stride components must each be 1 or 2"), "{err}");
         let err = one_error(&GOOD.replace("stride = 2", "stride = 0"));
-        assert!(
-            err.starts_with("net.toml:10:10: stem stride must be"),
-            "{err}"
-        );
+        assert!(err.starts_with("net.toml:10:10: stem stride must be"), "{err}");
     }
 
     #[test]
     fn even_or_zero_kernels_are_errors() {
         let err = one_error(&GOOD.replace("[3, 16, 32", "[4, 16, 32"));
-        assert!(
-            err.starts_with("net.toml:16:6: blocks2[0] kernel must be odd and positive"),
-            "{err}"
-        );
+        assert!(err.starts_with("net.toml:16:6: blocks2[0] kernel must be odd and positive"), "{err}");
         let err = one_error(&GOOD.replace("kernel = 3", "kernel = 0"));
-        assert!(
-            err.contains("stem kernel must be odd and positive (3 or 5 in PP-LCNet), found 0"),
-            "{err}"
-        );
+        assert!(err.contains("stem kernel must be odd and positive (3 or 5 in PP-LCNet), found 0"), "{err}");
     }
 
     #[test]
     fn unknown_keys_are_errors_at_the_key() {
         let err = one_error(&GOOD.replace("divisor = 8", "divisor = 8\ndivisr = 8"));
-        assert!(
-            err.starts_with("net.toml:7:1: unknown field `divisr`"),
-            "{err}"
-        );
+        assert!(err.starts_with("net.toml:7:1: unknown field `divisr`"), "{err}");
         let err = one_error(&GOOD.replace("[stem]", "[stem]\nbias = true"));
         assert!(err.contains("unknown field `bias`"), "{err}");
     }
 
     #[test]
     fn several_errors_are_reported_together() {
-        let src = GOOD
-            .replace("[3, 16, 32, 1, false]", "[4, 16, 32, 3, false]")
-            .replace("classes = 10", "classes = 0");
+        let src = GOOD.replace("[3, 16, 32, 1, false]", "[4, 16, 32, 3, false]").replace("classes = 10", "classes = 0");
         let errs = errors(&src);
         assert_eq!(errs.len(), 3, "{errs:#?}");
     }
 
     #[test]
     fn other_checks() {
+        assert!(one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [0.5, 0.5]"))
+            .contains("width 0.5 is listed twice"));
+        assert!(one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [-1.0]"))
+            .contains("a width must be a positive number"));
         assert!(
-            one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [0.5, 0.5]"))
-                .contains("width 0.5 is listed twice")
+            one_error(&GOOD.replace("dropout = 0.2", "dropout = 1.0")).contains("dropout must be in [0, 1), found 1")
         );
-        assert!(
-            one_error(&GOOD.replace("widths = [0.5, 1.0]", "widths = [-1.0]"))
-                .contains("a width must be a positive number")
-        );
-        assert!(one_error(&GOOD.replace("dropout = 0.2", "dropout = 1.0"))
-            .contains("dropout must be in [0, 1), found 1"));
-        assert!(
-            one_error(&GOOD.replace("\"downscale_in_infer\"", "\"sometimes\""))
-                .contains("unknown dropout_mode `sometimes`")
-        );
-        assert!(
-            one_error(&GOOD.replace("[3, 16, 32, 1, false]", "[3, 16, 32, 1]"))
-                .contains("must be [kernel, in, out, stride, se], found 4 values")
-        );
-        assert!(one_error(&GOOD.replace("1, false]", "1, \"no\"]"))
-            .contains("blocks2[0] se must be true or false"));
-        assert!(
-            one_error(&GOOD.replace("classes = 10", "classes = \"ten\"")).contains("invalid type")
-        );
-        assert!(
-            one_error(&GOOD.replace("name = \"blocks3\"", "name = \"blocks2\""))
-                .contains("stage name `blocks2` is used twice")
-        );
+        assert!(one_error(&GOOD.replace("\"downscale_in_infer\"", "\"sometimes\""))
+            .contains("unknown dropout_mode `sometimes`"));
+        assert!(one_error(&GOOD.replace("[3, 16, 32, 1, false]", "[3, 16, 32, 1]"))
+            .contains("must be [kernel, in, out, stride, se], found 4 values"));
+        assert!(one_error(&GOOD.replace("1, false]", "1, \"no\"]")).contains("blocks2[0] se must be true or false"));
+        assert!(one_error(&GOOD.replace("classes = 10", "classes = \"ten\"")).contains("invalid type"));
+        assert!(one_error(&GOOD.replace("name = \"blocks3\"", "name = \"blocks2\""))
+            .contains("stage name `blocks2` is used twice"));
     }
 }

@@ -30,7 +30,11 @@ extern crate self as lcnet_zoo;
 pub use lcnet_core;
 pub use lcnet_macros::network;
 
+mod classifier;
+pub mod onnx;
+pub mod presets;
 mod registry;
+pub use classifier::{Classifier, Prediction};
 pub use registry::{find, load, variants};
 
 /// The generated PP-LCNet widths, one module per enabled feature.

@@ -11,13 +11,10 @@ pub fn variants() -> &'static [VariantInfo] {
 
 /// The variant called `name`: `pplcnet_x1_0`, or just its feature `x1_0`.
 pub fn find(name: &str) -> Result<&'static VariantInfo> {
-    VARIANTS
-        .iter()
-        .find(|v| v.name == name || v.feature == name)
-        .ok_or_else(|| Error::UnknownModel {
-            name: name.to_string(),
-            known: VARIANTS.iter().map(|v| v.name.to_string()).collect(),
-        })
+    VARIANTS.iter().find(|v| v.name == name || v.feature == name).ok_or_else(|| Error::UnknownModel {
+        name: name.to_string(),
+        known: VARIANTS.iter().map(|v| v.name.to_string()).collect(),
+    })
 }
 
 /// Loads `ck` as the variant `model`, or, when `model` is `None`, as the
@@ -34,21 +31,14 @@ fn infer(ck: &Checkpoint) -> Result<&'static VariantInfo> {
     if let Some(v) = VARIANTS.iter().find(|v| v.matches(ck)) {
         return Ok(v);
     }
-    let shape = |key: &str| {
-        ck.shape(key)
-            .map_or("absent".to_string(), |s| format!("{s:?}"))
-    };
+    let shape = |key: &str| ck.shape(key).map_or("absent".to_string(), |s| format!("{s:?}"));
     Err(Error::NoVariantMatches {
         path: ck.path().to_path_buf(),
         detail: format!(
             "conv1.conv.weight is {}, last_conv.weight is {}; compiled: {}",
             shape("conv1.conv.weight"),
             shape("last_conv.weight"),
-            VARIANTS
-                .iter()
-                .map(|v| v.name)
-                .collect::<Vec<_>>()
-                .join(", ")
+            VARIANTS.iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
         ),
     })
 }

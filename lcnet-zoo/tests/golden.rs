@@ -22,13 +22,7 @@ const REL_TOL: f32 = 1e-3;
 fn case_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| {
-            e.ok()?
-                .file_name()
-                .to_str()?
-                .strip_suffix(".weights.safetensors")
-                .map(str::to_string)
-        })
+        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".weights.safetensors").map(str::to_string))
         .collect();
     names.sort();
     names
@@ -44,16 +38,10 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
     // The case name starts with the PaddleClas width: x0_25_c1000_224 -> x0_25.
     let feature: String = case.split('_').take(2).collect::<Vec<_>>().join("_");
     if lcnet_zoo::find(&feature).is_err() {
-        return Some(format!(
-            "{case}: variant {feature} is not compiled in (enable the `{feature}` feature)"
-        ));
+        return Some(format!("{case}: variant {feature} is not compiled in (enable the `{feature}` feature)"));
     }
     let net = lcnet_zoo::load(&mut ck, None).unwrap_or_else(|e| panic!("{case}: {e}"));
-    assert_eq!(
-        net.variant().feature,
-        feature,
-        "{case}: width inferred from the checkpoint shapes"
-    );
+    assert_eq!(net.variant().feature, feature, "{case}: width inferred from the checkpoint shapes");
 
     let mut io = Checkpoint::open(dir.join(format!("{case}.io.safetensors"))).unwrap();
     let (shape, input) = io.take_any("input").unwrap();
@@ -63,31 +51,13 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
     let mut ws = Workspace::new();
     ws.record_stages();
     let logits = net.forward(input, &mut ws).unwrap();
-    assert_eq!(
-        logits.shape(),
-        logit_shape.as_slice(),
-        "{case}: logits shape"
-    );
-    assert_eq!(
-        net.classes(),
-        logit_shape[1],
-        "{case}: classes from the fc shape"
-    );
+    assert_eq!(logits.shape(), logit_shape.as_slice(), "{case}: logits shape");
+    assert_eq!(net.classes(), logit_shape[1], "{case}: classes from the fc shape");
     let got = logits.as_slice().unwrap();
     let tol = REL_TOL * max_abs(&want).max(1.0);
-    let err = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
-    assert!(
-        err <= tol,
-        "{case}: logits differ from PaddleClas by {err} (tolerance {tol})"
-    );
-    println!(
-        "{case}: {} max|d logits| = {err:.2e} (tolerance {tol:.1e})",
-        net.variant().name
-    );
+    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(err <= tol, "{case}: logits differ from PaddleClas by {err} (tolerance {tol})");
+    println!("{case}: {} max|d logits| = {err:.2e} (tolerance {tol:.1e})", net.variant().name);
 
     // Stage outputs localise a mismatch; the fixtures hold the first image's.
     for (stage, ours) in ws.take_recorded() {
@@ -96,43 +66,24 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
         };
         let n = ref_shape[0];
         let ours = ours.slice_axis(lcnet_zoo::lcnet_core::ndarray::Axis(0), (0..n).into());
-        assert_eq!(
-            ours.shape(),
-            ref_shape.as_slice(),
-            "{case}: stage {stage} shape"
-        );
+        assert_eq!(ours.shape(), ref_shape.as_slice(), "{case}: stage {stage} shape");
         let ours = ours.as_standard_layout();
         let tol = REL_TOL * max_abs(&reference).max(1.0);
-        let err = ours
-            .iter()
-            .zip(&reference)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max);
-        assert!(
-            err <= tol,
-            "{case}: stage {stage} differs from PaddleClas by {err} (tolerance {tol})"
-        );
+        let err = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err <= tol, "{case}: stage {stage} differs from PaddleClas by {err} (tolerance {tol})");
     }
 
     // A second pass reuses the workspace's buffers and gives the same numbers.
     let before = ws.capacity();
     let again = net.forward(input, &mut ws).unwrap();
-    assert_eq!(
-        ws.capacity(),
-        before,
-        "{case}: the workspace grew on the second pass"
-    );
+    assert_eq!(ws.capacity(), before, "{case}: the workspace grew on the second pass");
     assert_eq!(again, logits, "{case}: a second pass differs");
     None
 }
 
 fn check_dir(dir: &Path) -> (usize, Vec<String>) {
     let cases = case_names(dir);
-    assert!(
-        !cases.is_empty(),
-        "{}: no *.weights.safetensors cases",
-        dir.display()
-    );
+    assert!(!cases.is_empty(), "{}: no *.weights.safetensors cases", dir.display());
     let skipped: Vec<String> = cases.iter().filter_map(|c| check_case(dir, c)).collect();
     (cases.len() - skipped.len(), skipped)
 }
@@ -154,10 +105,7 @@ fn repo_cases_match_paddleclas() {
 fn shared_cases_match_paddleclas() {
     let dir = manifest_dir().join("../../shared/fixtures/paddle");
     if !dir.is_dir() {
-        println!(
-            "skipped: {} does not exist (the shared PaddleClas fixtures live beside the repo)",
-            dir.display()
-        );
+        println!("skipped: {} does not exist (the shared PaddleClas fixtures live beside the repo)", dir.display());
         return;
     }
     let (ran, skipped) = check_dir(&dir);
@@ -170,9 +118,7 @@ fn shared_cases_match_paddleclas() {
 #[test]
 fn extra_cases_match_paddleclas() {
     let Some(dir) = std::env::var_os("LCNET_EXTRA_FIXTURES") else {
-        println!(
-            "skipped: set LCNET_EXTRA_FIXTURES to a folder of gen_fixtures.py cases to run more"
-        );
+        println!("skipped: set LCNET_EXTRA_FIXTURES to a folder of gen_fixtures.py cases to run more");
         return;
     };
     let (ran, skipped) = check_dir(Path::new(&dir));

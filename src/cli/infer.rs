@@ -38,25 +38,15 @@ pub struct Args {
 /// Loads, runs, writes.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.out.exists() && !args.force {
-        bail!(
-            "{} exists; pass --force to overwrite it",
-            args.out.display()
-        );
+        bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
     let (tensor_path, tensor_name) = split_tensor_arg(&args.tensor);
     let mut input_file = Checkpoint::open(tensor_path)?;
-    let (shape, data) = input_file.take_any(tensor_name).with_context(|| {
-        format!(
-            "tensors in {}: {}",
-            tensor_path.display(),
-            input_file.names().join(", ")
-        )
-    })?;
+    let (shape, data) = input_file
+        .take_any(tensor_name)
+        .with_context(|| format!("tensors in {}: {}", tensor_path.display(), input_file.names().join(", ")))?;
     let [n, c, h, w] = shape[..] else {
-        bail!(
-            "{}: tensor `{tensor_name}` has shape {shape:?}, expected NCHW [N, 3, H, W]",
-            tensor_path.display()
-        );
+        bail!("{}: tensor `{tensor_name}` has shape {shape:?}, expected NCHW [N, 3, H, W]", tensor_path.display());
     };
     let input = ArrayView4::from_shape((n, c, h, w), &data)?;
 
@@ -66,28 +56,17 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.stages {
         ws.record_stages();
     }
-    let logits = net
-        .forward(input, &mut ws)
-        .with_context(|| format!("{}: tensor `{tensor_name}`", tensor_path.display()))?;
+    let logits =
+        net.forward(input, &mut ws).with_context(|| format!("{}: tensor `{tensor_name}`", tensor_path.display()))?;
 
     let logits_shape = logits.shape().to_vec();
     let logits = logits.as_standard_layout();
     let recorded = ws.take_recorded();
-    let names: Vec<String> = recorded
-        .iter()
-        .map(|(stage, _)| format!("stage.{stage}"))
-        .collect();
-    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![(
-        "logits",
-        logits_shape,
-        logits.as_slice().expect("standard layout"),
-    )];
+    let names: Vec<String> = recorded.iter().map(|(stage, _)| format!("stage.{stage}")).collect();
+    let mut tensors: Vec<(&str, Vec<usize>, &[f32])> =
+        vec![("logits", logits_shape, logits.as_slice().expect("standard layout"))];
     for ((_, array), name) in recorded.iter().zip(&names) {
-        tensors.push((
-            name,
-            array.shape().to_vec(),
-            array.as_slice().expect("fresh array is contiguous"),
-        ));
+        tensors.push((name, array.shape().to_vec(), array.as_slice().expect("fresh array is contiguous")));
     }
     let metadata = BTreeMap::from([
         ("model".to_string(), net.variant().name.to_string()),

@@ -19,10 +19,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:<16} {:>6} {:>12} {:>14}  AT",
-        "MODEL", "WIDTH", "PARAMS", "MACS"
-    );
+    println!("{:<16} {:>6} {:>12} {:>14}  AT", "MODEL", "WIDTH", "PARAMS", "MACS");
     for v in variants {
         println!(
             "{:<16} {:>6} {:>12} {:>14}  {}x{}, {} classes",

@@ -1,7 +1,11 @@
 //! Command-line parsing (clap) and dispatch to one module per subcommand.
 
+mod digest;
+mod images;
+mod import;
 mod infer;
 mod list;
+mod run;
 
 use clap::{Parser, Subcommand};
 
@@ -34,16 +38,22 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Classify images (default: the embedded document-orientation model).
+    Run(run::Args),
     /// List the compiled-in models with width, parameters and MACs.
     List(list::Args),
     /// Run a raw NCHW f32 tensor through a model and write its logits.
     Infer(infer::Args),
+    /// Convert a paddle2onnx PP-LCNet export into a canonical safetensors checkpoint.
+    Import(import::Args),
 }
 
-/// Parses the command line and runs the subcommand.
-pub fn run() -> anyhow::Result<()> {
+/// Parses the command line and runs the subcommand; returns the exit code.
+pub fn run() -> anyhow::Result<u8> {
     match Cli::parse().command {
-        Command::List(args) => list::run(&args),
-        Command::Infer(args) => infer::run(&args),
+        Command::Run(args) => run::run(&args).map(|failed| if failed > 0 { run::EXIT_SOME_FAILED } else { 0 }),
+        Command::List(args) => list::run(&args).map(|()| 0),
+        Command::Infer(args) => infer::run(&args).map(|()| 0),
+        Command::Import(args) => import::run(&args).map(|()| 0),
     }
 }

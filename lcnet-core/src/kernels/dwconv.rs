@@ -25,13 +25,7 @@ pub struct DwWeights {
 
 impl DwWeights {
     /// Packs a PaddleClas `[c, 1, k, k]` weight (already BN-folded).
-    pub fn pack(
-        c1kk: &[f32],
-        bias: Vec<f32>,
-        kernel: usize,
-        stride: [usize; 2],
-        act: Activation,
-    ) -> Self {
+    pub fn pack(c1kk: &[f32], bias: Vec<f32>, kernel: usize, stride: [usize; 2], act: Activation) -> Self {
         let channels = bias.len();
         let taps = kernel * kernel;
         assert_eq!(c1kk.len(), channels * taps, "depthwise weight size");
@@ -41,13 +35,7 @@ impl DwWeights {
                 weight[t * channels + c] = c1kk[c * taps + t];
             }
         }
-        DwWeights {
-            weight,
-            bias,
-            kernel,
-            stride,
-            act,
-        }
+        DwWeights { weight, bias, kernel, stride, act }
     }
 
     /// Number of channels.
@@ -57,10 +45,7 @@ impl DwWeights {
 
     /// Output (height, width) for an input of `h` x `w`.
     pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        (
-            conv_out_len(h, self.kernel, self.stride[0]),
-            conv_out_len(w, self.kernel, self.stride[1]),
-        )
+        (conv_out_len(h, self.kernel, self.stride[0]), conv_out_len(w, self.kernel, self.stride[1]))
     }
 }
 
@@ -72,33 +57,31 @@ pub fn run(p: &DwWeights, input: &[f32], batch: usize, h: usize, w: usize, out: 
     let pad = (k - 1) / 2;
     debug_assert_eq!(input.len(), batch * h * w * c);
     debug_assert_eq!(out.len(), batch * oh * ow * c);
-    out.par_chunks_mut(ow * c)
-        .enumerate()
-        .for_each(|(row, out_row)| {
-            let (img, oy) = (row / oh, row % oh);
-            let image = &input[img * h * w * c..(img + 1) * h * w * c];
-            // Kernel rows that land inside the image for this output row.
-            let ky_lo = pad.saturating_sub(oy * p.stride[0]);
-            let ky_hi = k.min(h + pad - oy * p.stride[0]);
-            for ox in 0..ow {
-                let kx_lo = pad.saturating_sub(ox * p.stride[1]);
-                let kx_hi = k.min(w + pad - ox * p.stride[1]);
-                let acc = &mut out_row[ox * c..(ox + 1) * c];
-                acc.copy_from_slice(&p.bias);
-                for ky in ky_lo..ky_hi {
-                    let iy = oy * p.stride[0] + ky - pad;
-                    for kx in kx_lo..kx_hi {
-                        let ix = ox * p.stride[1] + kx - pad;
-                        let pixel = &image[(iy * w + ix) * c..][..c];
-                        let tap = &p.weight[(ky * k + kx) * c..][..c];
-                        for ((a, &x), &wt) in acc.iter_mut().zip(pixel).zip(tap) {
-                            *a += x * wt;
-                        }
+    out.par_chunks_mut(ow * c).enumerate().for_each(|(row, out_row)| {
+        let (img, oy) = (row / oh, row % oh);
+        let image = &input[img * h * w * c..(img + 1) * h * w * c];
+        // Kernel rows that land inside the image for this output row.
+        let ky_lo = pad.saturating_sub(oy * p.stride[0]);
+        let ky_hi = k.min(h + pad - oy * p.stride[0]);
+        for ox in 0..ow {
+            let kx_lo = pad.saturating_sub(ox * p.stride[1]);
+            let kx_hi = k.min(w + pad - ox * p.stride[1]);
+            let acc = &mut out_row[ox * c..(ox + 1) * c];
+            acc.copy_from_slice(&p.bias);
+            for ky in ky_lo..ky_hi {
+                let iy = oy * p.stride[0] + ky - pad;
+                for kx in kx_lo..kx_hi {
+                    let ix = ox * p.stride[1] + kx - pad;
+                    let pixel = &image[(iy * w + ix) * c..][..c];
+                    let tap = &p.weight[(ky * k + kx) * c..][..c];
+                    for ((a, &x), &wt) in acc.iter_mut().zip(pixel).zip(tap) {
+                        *a += x * wt;
                     }
                 }
-                p.act.apply_slice(acc);
             }
-        });
+            p.act.apply_slice(acc);
+        }
+    });
 }
 
 /// Reference depthwise convolution in PaddleClas layouts: NCHW input,
@@ -112,10 +95,7 @@ pub fn reference(
     stride: [usize; 2],
     act: Activation,
 ) -> Vec<f32> {
-    let (oh, ow) = (
-        conv_out_len(h, kernel, stride[0]),
-        conv_out_len(w, kernel, stride[1]),
-    );
+    let (oh, ow) = (conv_out_len(h, kernel, stride[0]), conv_out_len(w, kernel, stride[1]));
     let pad = ((kernel - 1) / 2) as isize;
     let mut out = vec![0.0; batch * c * oh * ow];
     for n in 0..batch {

@@ -42,14 +42,7 @@ impl HeadWeights {
 
 /// Runs the head on `batch` NHWC images of `pixels` pixels; writes `batch x
 /// classes` logits.
-pub fn run(
-    p: &HeadWeights,
-    x: &[f32],
-    batch: usize,
-    pixels: usize,
-    scratch: &mut [f32],
-    logits: &mut [f32],
-) {
+pub fn run(p: &HeadWeights, x: &[f32], batch: usize, pixels: usize, scratch: &mut [f32], logits: &mut [f32]) {
     let (c, hidden, classes) = (p.in_channels, p.hidden, p.classes());
     debug_assert_eq!(x.len(), batch * pixels * c);
     debug_assert_eq!(logits.len(), batch * classes);
@@ -111,33 +104,20 @@ pub fn reference(
     let classes = fc_bias.len();
     let mut out = vec![0.0; batch * classes];
     for n in 0..batch {
-        let pooled: Vec<f64> = (0..c)
-            .map(|ch| {
-                x[(n * c + ch) * hw..][..hw]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-                    / hw as f64
-            })
-            .collect();
+        let pooled: Vec<f64> =
+            (0..c).map(|ch| x[(n * c + ch) * hw..][..hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64).collect();
         let features: Vec<f64> = if last_conv.is_empty() {
             pooled
         } else {
             (0..hidden)
                 .map(|j| {
-                    let s: f64 = (0..c)
-                        .map(|ch| last_conv[j * c + ch] as f64 * pooled[ch])
-                        .sum();
+                    let s: f64 = (0..c).map(|ch| last_conv[j * c + ch] as f64 * pooled[ch]).sum();
                     act.apply(s as f32) as f64 * dropout_scale as f64
                 })
                 .collect()
         };
         for o in 0..classes {
-            let s: f64 = features
-                .iter()
-                .enumerate()
-                .map(|(j, &f)| f * fc[j * classes + o] as f64)
-                .sum();
+            let s: f64 = features.iter().enumerate().map(|(j, &f)| f * fc[j * classes + o] as f64).sum();
             out[n * classes + o] = (s + fc_bias[o] as f64) as f32;
         }
     }

@@ -34,24 +34,14 @@ impl PwWeights {
     /// Packs a PaddleClas `[out, in, 1, 1]` weight (already BN-folded).
     pub fn pack(oi: &[f32], bias: Vec<f32>, in_channels: usize, act: Activation) -> Self {
         let out_channels = bias.len();
-        assert_eq!(
-            oi.len(),
-            out_channels * in_channels,
-            "pointwise weight size"
-        );
+        assert_eq!(oi.len(), out_channels * in_channels, "pointwise weight size");
         let mut weight = vec![0.0; oi.len()];
         for o in 0..out_channels {
             for i in 0..in_channels {
                 weight[i * out_channels + o] = oi[o * in_channels + i];
             }
         }
-        PwWeights {
-            weight,
-            bias,
-            in_channels,
-            out_channels,
-            act,
-        }
+        PwWeights { weight, bias, in_channels, out_channels, act }
     }
 }
 
@@ -62,22 +52,17 @@ pub fn run(p: &PwWeights, input: &[f32], pixels: usize, out: &mut [f32]) {
     debug_assert_eq!(input.len(), pixels * k);
     debug_assert_eq!(out.len(), pixels * n);
     let rows = rows_per_task(pixels);
-    out.par_chunks_mut(rows * n)
-        .zip(input.par_chunks(rows * k))
-        .for_each(|(out, input)| {
-            let full = input.len() / k / MR * MR;
-            let (out_tiles, out_rest) = out.split_at_mut(full * n);
-            let (in_tiles, in_rest) = input.split_at(full * k);
-            for (o, x) in out_tiles
-                .chunks_exact_mut(MR * n)
-                .zip(in_tiles.chunks_exact(MR * k))
-            {
-                tile::<MR>(p, x, o);
-            }
-            for (o, x) in out_rest.chunks_exact_mut(n).zip(in_rest.chunks_exact(k)) {
-                tile::<1>(p, x, o);
-            }
-        });
+    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| {
+        let full = input.len() / k / MR * MR;
+        let (out_tiles, out_rest) = out.split_at_mut(full * n);
+        let (in_tiles, in_rest) = input.split_at(full * k);
+        for (o, x) in out_tiles.chunks_exact_mut(MR * n).zip(in_tiles.chunks_exact(MR * k)) {
+            tile::<MR>(p, x, o);
+        }
+        for (o, x) in out_rest.chunks_exact_mut(n).zip(in_rest.chunks_exact(k)) {
+            tile::<1>(p, x, o);
+        }
+    });
 }
 
 /// Rows per rayon task: a few tasks per thread so that work balances, but
@@ -117,13 +102,7 @@ fn tile<const R: usize>(p: &PwWeights, x: &[f32], out: &mut [f32]) {
 
 /// Reference 1x1 convolution in PaddleClas layouts: NCHW input, `[out, in]`
 /// weight, NCHW output. The test oracle for [`run`].
-pub fn reference(
-    input: &[f32],
-    [batch, cin, h, w]: [usize; 4],
-    oi: &[f32],
-    bias: &[f32],
-    act: Activation,
-) -> Vec<f32> {
+pub fn reference(input: &[f32], [batch, cin, h, w]: [usize; 4], oi: &[f32], bias: &[f32], act: Activation) -> Vec<f32> {
     let cout = bias.len();
     let hw = h * w;
     let mut out = vec![0.0; batch * cout * hw];

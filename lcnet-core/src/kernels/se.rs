@@ -43,35 +43,33 @@ pub fn run(p: &SeWeights, x: &mut [f32], batch: usize, pixels: usize, scratch: &
     let (c, mid) = (p.channels(), p.mid());
     debug_assert_eq!(x.len(), batch * pixels * c);
     debug_assert_eq!(scratch.len(), batch * p.scratch_per_image());
-    x.par_chunks_mut(pixels * c)
-        .zip(scratch.par_chunks_mut(p.scratch_per_image()))
-        .for_each(|(image, scratch)| {
-            let (pooled, rest) = scratch.split_at_mut(c);
-            let (hidden, scale) = rest.split_at_mut(mid);
-            pooled.fill(0.0);
-            for pixel in image.chunks_exact(c) {
-                for (s, &v) in pooled.iter_mut().zip(pixel) {
-                    *s += v;
-                }
+    x.par_chunks_mut(pixels * c).zip(scratch.par_chunks_mut(p.scratch_per_image())).for_each(|(image, scratch)| {
+        let (pooled, rest) = scratch.split_at_mut(c);
+        let (hidden, scale) = rest.split_at_mut(mid);
+        pooled.fill(0.0);
+        for pixel in image.chunks_exact(c) {
+            for (s, &v) in pooled.iter_mut().zip(pixel) {
+                *s += v;
             }
-            let inv = 1.0 / pixels as f32;
-            pooled.iter_mut().for_each(|s| *s *= inv);
-            for (j, h) in hidden.iter_mut().enumerate() {
-                let row = &p.reduce[j * c..][..c];
-                let dot: f32 = row.iter().zip(pooled.iter()).map(|(a, b)| a * b).sum();
-                *h = (dot + p.reduce_bias[j]).max(0.0);
+        }
+        let inv = 1.0 / pixels as f32;
+        pooled.iter_mut().for_each(|s| *s *= inv);
+        for (j, h) in hidden.iter_mut().enumerate() {
+            let row = &p.reduce[j * c..][..c];
+            let dot: f32 = row.iter().zip(pooled.iter()).map(|(a, b)| a * b).sum();
+            *h = (dot + p.reduce_bias[j]).max(0.0);
+        }
+        for (ch, s) in scale.iter_mut().enumerate() {
+            let row = &p.expand[ch * mid..][..mid];
+            let dot: f32 = row.iter().zip(hidden.iter()).map(|(a, b)| a * b).sum();
+            *s = hard_sigmoid(dot + p.expand_bias[ch]);
+        }
+        for pixel in image.chunks_exact_mut(c) {
+            for (v, &s) in pixel.iter_mut().zip(scale.iter()) {
+                *v *= s;
             }
-            for (ch, s) in scale.iter_mut().enumerate() {
-                let row = &p.expand[ch * mid..][..mid];
-                let dot: f32 = row.iter().zip(hidden.iter()).map(|(a, b)| a * b).sum();
-                *s = hard_sigmoid(dot + p.expand_bias[ch]);
-            }
-            for pixel in image.chunks_exact_mut(c) {
-                for (v, &s) in pixel.iter_mut().zip(scale.iter()) {
-                    *v *= s;
-                }
-            }
-        });
+        }
+    });
 }
 
 /// Reference SE on an NCHW tensor (returns the rescaled copy). The test
@@ -81,27 +79,16 @@ pub fn reference(x: &[f32], [batch, c, h, w]: [usize; 4], p: &SeWeights) -> Vec<
     let mid = p.mid();
     let mut out = x.to_vec();
     for n in 0..batch {
-        let pooled: Vec<f64> = (0..c)
-            .map(|ch| {
-                x[(n * c + ch) * hw..][..hw]
-                    .iter()
-                    .map(|&v| v as f64)
-                    .sum::<f64>()
-                    / hw as f64
-            })
-            .collect();
+        let pooled: Vec<f64> =
+            (0..c).map(|ch| x[(n * c + ch) * hw..][..hw].iter().map(|&v| v as f64).sum::<f64>() / hw as f64).collect();
         let hidden: Vec<f64> = (0..mid)
             .map(|j| {
-                let s: f64 = (0..c)
-                    .map(|ch| p.reduce[j * c + ch] as f64 * pooled[ch])
-                    .sum();
+                let s: f64 = (0..c).map(|ch| p.reduce[j * c + ch] as f64 * pooled[ch]).sum();
                 (s + p.reduce_bias[j] as f64).max(0.0)
             })
             .collect();
         for ch in 0..c {
-            let s: f64 = (0..mid)
-                .map(|j| p.expand[ch * mid + j] as f64 * hidden[j])
-                .sum();
+            let s: f64 = (0..mid).map(|j| p.expand[ch * mid + j] as f64 * hidden[j]).sum();
             let scale = hard_sigmoid((s + p.expand_bias[ch] as f64) as f32);
             for v in &mut out[(n * c + ch) * hw..][..hw] {
                 *v *= scale;

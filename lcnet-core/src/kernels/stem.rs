@@ -45,23 +45,12 @@ impl StemWeights {
                 weight[t * out_channels + o] = oihw[o * taps + t];
             }
         }
-        StemWeights {
-            weight,
-            bias,
-            in_channels,
-            out_channels,
-            kernel,
-            stride,
-            act,
-        }
+        StemWeights { weight, bias, in_channels, out_channels, kernel, stride, act }
     }
 
     /// Output (height, width) for an input of `h` x `w`.
     pub fn out_hw(&self, h: usize, w: usize) -> (usize, usize) {
-        (
-            conv_out_len(h, self.kernel, self.stride[0]),
-            conv_out_len(w, self.kernel, self.stride[1]),
-        )
+        (conv_out_len(h, self.kernel, self.stride[0]), conv_out_len(w, self.kernel, self.stride[1]))
     }
 }
 
@@ -73,37 +62,35 @@ pub fn run(p: &StemWeights, input: &[f32], batch: usize, h: usize, w: usize, out
     debug_assert_eq!(input.len(), batch * cin * h * w);
     debug_assert_eq!(out.len(), batch * oh * ow * cout);
     let pad = (k - 1) / 2;
-    out.par_chunks_mut(ow * cout)
-        .enumerate()
-        .for_each(|(row, out_row)| {
-            let (img, oy) = (row / oh, row % oh);
-            let image = &input[img * cin * h * w..(img + 1) * cin * h * w];
-            for ox in 0..ow {
-                let acc = &mut out_row[ox * cout..(ox + 1) * cout];
-                acc.copy_from_slice(&p.bias);
-                for ci in 0..cin {
-                    for ky in 0..k {
-                        let iy = (oy * p.stride[0] + ky) as isize - pad as isize;
-                        if iy < 0 || iy >= h as isize {
+    out.par_chunks_mut(ow * cout).enumerate().for_each(|(row, out_row)| {
+        let (img, oy) = (row / oh, row % oh);
+        let image = &input[img * cin * h * w..(img + 1) * cin * h * w];
+        for ox in 0..ow {
+            let acc = &mut out_row[ox * cout..(ox + 1) * cout];
+            acc.copy_from_slice(&p.bias);
+            for ci in 0..cin {
+                for ky in 0..k {
+                    let iy = (oy * p.stride[0] + ky) as isize - pad as isize;
+                    if iy < 0 || iy >= h as isize {
+                        continue;
+                    }
+                    let in_row = &image[(ci * h + iy as usize) * w..][..w];
+                    for kx in 0..k {
+                        let ix = (ox * p.stride[1] + kx) as isize - pad as isize;
+                        if ix < 0 || ix >= w as isize {
                             continue;
                         }
-                        let in_row = &image[(ci * h + iy as usize) * w..][..w];
-                        for kx in 0..k {
-                            let ix = (ox * p.stride[1] + kx) as isize - pad as isize;
-                            if ix < 0 || ix >= w as isize {
-                                continue;
-                            }
-                            let v = in_row[ix as usize];
-                            let tap = &p.weight[((ci * k + ky) * k + kx) * cout..][..cout];
-                            for (a, &wt) in acc.iter_mut().zip(tap) {
-                                *a += v * wt;
-                            }
+                        let v = in_row[ix as usize];
+                        let tap = &p.weight[((ci * k + ky) * k + kx) * cout..][..cout];
+                        for (a, &wt) in acc.iter_mut().zip(tap) {
+                            *a += v * wt;
                         }
                     }
                 }
-                p.act.apply_slice(acc);
             }
-        });
+            p.act.apply_slice(acc);
+        }
+    });
 }
 
 /// Reference dense convolution in PaddleClas layouts: NCHW input, `[out, in,
@@ -120,10 +107,7 @@ pub fn reference(
     act: Activation,
 ) -> Vec<f32> {
     let cout = bias.len();
-    let (oh, ow) = (
-        conv_out_len(h, kernel, stride[0]),
-        conv_out_len(w, kernel, stride[1]),
-    );
+    let (oh, ow) = (conv_out_len(h, kernel, stride[0]), conv_out_len(w, kernel, stride[1]));
     let pad = ((kernel - 1) / 2) as isize;
     let mut out = vec![0.0; batch * cout * oh * ow];
     for n in 0..batch {
@@ -140,8 +124,7 @@ pub fn reference(
                                     continue;
                                 }
                                 let x = input[((n * cin + ci) * h + iy as usize) * w + ix as usize];
-                                acc += x as f64
-                                    * oihw[((o * cin + ci) * kernel + ky) * kernel + kx] as f64;
+                                acc += x as f64 * oihw[((o * cin + ci) * kernel + ky) * kernel + kx] as f64;
                             }
                         }
                     }

@@ -1,0 +1,306 @@
+//! Importing paddle2onnx exports of PP-LCNet into the canonical checkpoint
+//! (PaddleClas names and layouts).
+//!
+//! The graph is matched against the PP-LCNet pattern node by node:
+//! `Conv -> BatchNormalization -> HardSwish` for the stem; per block a
+//! depthwise `Conv -> BN -> HardSwish`, optionally the SE subgraph
+//! `GlobalAveragePool -> Conv -> Add -> Relu -> Conv -> Add -> HardSigmoid ->
+//! Mul`, then a pointwise `Conv -> BN -> HardSwish`; and the head
+//! `GlobalAveragePool -> Conv -> HardSwish -> [Mul (dropout)] -> Reshape/Flatten
+//! -> MatMul -> Add -> [Softmax]`. A graph that differs names the node that
+//! did not fit. The width comes from the matched channel counts, the classes
+//! from the FC.
+
+mod graph;
+pub mod proto;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use lcnet_core::layers::BN_EPS;
+use lcnet_core::{Error, LayerKind, Result, VariantInfo};
+use prost::Message;
+
+use graph::{attr_f, attr_i, attr_ints, Cursor, Graph, Tensor};
+
+/// A converted model: canonical tensors plus what the ONNX file said about itself.
+#[derive(Debug)]
+pub struct Imported {
+    /// The matching compiled variant.
+    pub variant: &'static VariantInfo,
+    /// Number of classes.
+    pub classes: usize,
+    /// Canonical tensors (PaddleClas names and layouts), in network order.
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// Class labels from the ONNX metadata (`character`, one per line), if any.
+    pub labels: Option<Vec<String>>,
+    /// Whether the ONNX graph ends in a Softmax (it outputs probabilities).
+    pub softmax: bool,
+}
+
+/// One layer as found in the graph, before it is named.
+enum Found {
+    ConvBn { weight: Tensor, bn: [Vec<f32>; 4], stride: [usize; 2] },
+    Se { reduce: Tensor, reduce_bias: Vec<f32>, expand: Tensor, expand_bias: Vec<f32> },
+    HeadConv { weight: Tensor },
+}
+
+impl Found {
+    /// The shape that identifies the layer in a variant's signature.
+    fn signature_shape(&self) -> &[usize] {
+        match self {
+            Found::ConvBn { weight, .. } | Found::HeadConv { weight } => &weight.shape,
+            Found::Se { reduce, .. } => &reduce.shape,
+        }
+    }
+}
+
+/// Reads and converts `path`.
+pub fn import(path: &Path) -> Result<Imported> {
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let fail = |reason: String| Error::Import { path: path.to_path_buf(), reason };
+    let model = proto::ModelProto::decode(bytes.as_slice())
+        .map_err(|e| fail(format!("not a readable ONNX model (truncated or not protobuf): {e}")))?;
+    let graph = model.graph.as_ref().ok_or_else(|| fail("the ONNX model has no graph".into()))?;
+    let input =
+        graph.input.iter().map(|i| i.name.as_str()).find(|name| !graph.initializer.iter().any(|t| &t.name == name));
+    let input = input.ok_or_else(|| fail("the graph has no input".into()))?;
+    let indexed = Graph::new(graph).map_err(fail)?;
+    let mut cursor = indexed.cursor(input);
+    let (layers, fc_weight, fc_bias, dropout, softmax) = match_pplcnet(&mut cursor).map_err(fail)?;
+
+    let variant = crate::variants()
+        .iter()
+        .find(|v| {
+            let sig = v.signature();
+            sig.len() == layers.len() && sig.iter().zip(&layers).all(|((_, shape), l)| shape == l.signature_shape())
+        })
+        .ok_or_else(|| {
+            fail(format!(
+                "the graph is a PP-LCNet, but no compiled variant has its channels (stem {:?}, head {:?}); compiled: {}",
+                layers.first().map(Found::signature_shape).unwrap_or_default(),
+                layers.last().map(Found::signature_shape).unwrap_or_default(),
+                crate::variants().iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
+            ))
+        })?;
+
+    let mut tensors = Vec::new();
+    let named = variant.layers.iter().filter(|l| l.kind != LayerKind::Fc);
+    for (info, layer) in named.zip(layers) {
+        let prefix = info.name;
+        match layer {
+            Found::ConvBn { weight, bn: [gamma, beta, mean, var], stride } => {
+                if stride != info.stride {
+                    return Err(fail(format!(
+                        "{prefix}: stride {stride:?} in the graph, {:?} in the table",
+                        info.stride
+                    )));
+                }
+                let c = gamma.len();
+                tensors.push((format!("{prefix}.conv.weight"), weight.shape, weight.data));
+                tensors.push((format!("{prefix}.bn.weight"), vec![c], gamma));
+                tensors.push((format!("{prefix}.bn.bias"), vec![c], beta));
+                tensors.push((format!("{prefix}.bn._mean"), vec![c], mean));
+                tensors.push((format!("{prefix}.bn._variance"), vec![c], var));
+            }
+            Found::Se { reduce, reduce_bias, expand, expand_bias } => {
+                let (mid, c) = (reduce_bias.len(), expand_bias.len());
+                tensors.push((format!("{prefix}.conv1.weight"), reduce.shape, reduce.data));
+                tensors.push((format!("{prefix}.conv1.bias"), vec![mid], reduce_bias));
+                tensors.push((format!("{prefix}.conv2.weight"), expand.shape, expand.data));
+                tensors.push((format!("{prefix}.conv2.bias"), vec![c], expand_bias));
+            }
+            Found::HeadConv { weight } => tensors.push((format!("{prefix}.weight"), weight.shape, weight.data)),
+        }
+    }
+    // The canonical loader multiplies by the table's dropout scale (0.8);
+    // keep the ONNX graph's own scale (its Mul constant, or 1 without one).
+    let fc_scale = dropout / variant.dropout_scale;
+    let classes = fc_weight.shape[1];
+    let fc_data = fc_weight.data.iter().map(|v| v * fc_scale).collect();
+    tensors.push(("fc.weight".into(), fc_weight.shape, fc_data));
+    tensors.push(("fc.bias".into(), vec![classes], fc_bias));
+
+    let labels = model
+        .metadata_props
+        .iter()
+        .find(|p| p.key == "character" || p.key == "labels")
+        .map(|p| p.value.lines().map(str::to_string).collect::<Vec<_>>())
+        .filter(|l| l.len() == classes);
+    Ok(Imported { variant, classes, tensors, labels, softmax })
+}
+
+type Matched = (Vec<Found>, Tensor, Vec<f32>, f32, bool);
+
+fn match_pplcnet(cur: &mut Cursor) -> std::result::Result<Matched, String> {
+    let mut layers = Vec::new();
+    layers.push(conv_bn_act(cur, "the stem conv", |g| g == 1)?);
+    // Depthwise-separable blocks until the head's pooling.
+    while cur.peek() == Some("Conv") {
+        layers.push(conv_bn_act(cur, "a depthwise conv", |g| g > 1)?);
+        if cur.peek() == Some("GlobalAveragePool") && looks_like_se(cur) {
+            layers.push(squeeze_excite(cur)?);
+        }
+        layers.push(conv_bn_act(cur, "a pointwise conv", |g| g == 1)?);
+    }
+    if layers.len() < 3 {
+        return Err(format!("{}: expected depthwise-separable blocks after the stem", cur.position()));
+    }
+    cur.expect("GlobalAveragePool", "the head's pooling")?;
+    let conv = cur.expect("Conv", "the head conv (last_conv)")?;
+    let weight = cur.weight(conv, 1, "last_conv weight")?;
+    if conv.input.len() > 2 {
+        return Err(format!("node `{}`: the head conv has a bias; PaddleClas's last_conv has none", conv.name));
+    }
+    layers.push(Found::HeadConv { weight });
+    cur.expect("HardSwish", "the head activation")?;
+    let mut dropout = 1.0;
+    if cur.peek() == Some("Mul") {
+        let (node, scale) = cur.expect_with_constant("Mul", "the dropout scale")?;
+        if scale.data.len() != 1 {
+            return Err(format!(
+                "node `{}`: the dropout Mul has {} values, expected one scalar",
+                node.name,
+                scale.data.len()
+            ));
+        }
+        dropout = scale.data[0];
+    }
+    if matches!(cur.peek(), Some("Reshape" | "Flatten")) {
+        let op = cur.peek().unwrap_or_default();
+        cur.expect(op, "the flatten")?;
+    }
+    let (fc_weight, fc_bias) = match cur.peek() {
+        Some("Gemm") => {
+            let (node, w) = cur.expect_with_constant("Gemm", "the FC")?;
+            let bias = cur.weight(node, 2, "FC bias")?;
+            // Gemm computes A x B' when transB = 1 (PyTorch's Linear layout).
+            let w = if attr_i(node, "transB") == Some(1) { transpose(&w) } else { w };
+            (w, bias)
+        }
+        _ => {
+            let (_, w) = cur.expect_with_constant("MatMul", "the FC (MatMul)")?;
+            let (_, bias) = cur.expect_with_constant("Add", "the FC bias")?;
+            (w, bias)
+        }
+    };
+    if fc_weight.shape.len() != 2 || fc_bias.data.len() != fc_weight.shape[1] {
+        return Err(format!("FC weight {:?} and bias {:?} do not fit together", fc_weight.shape, fc_bias.shape));
+    }
+    let softmax = cur.peek() == Some("Softmax");
+    if softmax {
+        cur.expect("Softmax", "the output softmax")?;
+    }
+    if let Some(op) = cur.peek() {
+        return Err(format!("{}: unexpected {op} after the classifier", cur.position()));
+    }
+    Ok((layers, fc_weight, fc_bias.data, dropout, softmax))
+}
+
+/// True when the GlobalAveragePool ahead opens an SE module (a Conv then
+/// Add follow), not the head (a Conv then HardSwish).
+fn looks_like_se(cur: &Cursor) -> bool {
+    // Peeking two nodes ahead would need a second cursor; the SE module is the
+    // only place where a pooled Conv is followed by a bias Add.
+    let mut probe = cur.clone();
+    probe.expect("GlobalAveragePool", "").is_ok() && probe.expect("Conv", "").is_ok() && probe.peek() == Some("Add")
+}
+
+fn squeeze_excite(cur: &mut Cursor) -> std::result::Result<Found, String> {
+    cur.expect("GlobalAveragePool", "the SE pooling")?;
+    let reduce_node = cur.expect("Conv", "the SE reduce conv")?;
+    let reduce = cur.weight(reduce_node, 1, "SE reduce weight")?;
+    let (_, reduce_bias) = cur.expect_with_constant("Add", "the SE reduce bias")?;
+    cur.expect("Relu", "the SE ReLU")?;
+    let expand_node = cur.expect("Conv", "the SE expand conv")?;
+    let expand = cur.weight(expand_node, 1, "SE expand weight")?;
+    let (_, expand_bias) = cur.expect_with_constant("Add", "the SE expand bias")?;
+    let sig = cur.expect("HardSigmoid", "the SE gate")?;
+    let alpha = attr_f(sig, "alpha").unwrap_or(0.2);
+    let beta = attr_f(sig, "beta").unwrap_or(0.5);
+    if (alpha - lcnet_core::kernels::activation::HARD_SIGMOID_SLOPE).abs() > 1e-6 || (beta - 0.5).abs() > 1e-6 {
+        return Err(format!(
+            "node `{}`: HardSigmoid alpha {alpha}, beta {beta}; PaddleClas uses 0.1666667 and 0.5",
+            sig.name
+        ));
+    }
+    cur.expect("Mul", "the SE rescale")?;
+    Ok(Found::Se { reduce, reduce_bias: reduce_bias.data, expand, expand_bias: expand_bias.data })
+}
+
+/// `Conv [-> BatchNormalization] -> HardSwish`; a Conv with a bias and no BN
+/// (an export with BN already folded) becomes an identity BN.
+fn conv_bn_act(cur: &mut Cursor, what: &str, group_ok: impl Fn(i64) -> bool) -> std::result::Result<Found, String> {
+    let conv = cur.expect("Conv", what)?;
+    let weight = cur.weight(conv, 1, "conv weight")?;
+    let [o, _, kh, kw] = weight.shape[..] else {
+        return Err(format!("node `{}`: conv weight has shape {:?}, expected 4 dims", conv.name, weight.shape));
+    };
+    let group = attr_i(conv, "group").unwrap_or(1);
+    if !group_ok(group) {
+        return Err(format!("node `{}`: group {group} does not fit {what}", conv.name));
+    }
+    let strides = attr_ints(conv, "strides").unwrap_or_else(|| vec![1, 1]);
+    let pads = attr_ints(conv, "pads").unwrap_or_else(|| vec![0, 0, 0, 0]);
+    let (ph, pw) = (((kh - 1) / 2) as i64, ((kw - 1) / 2) as i64);
+    if kh != kw || pads != [ph, pw, ph, pw] || attr_ints(conv, "dilations").is_some_and(|d| d != [1, 1]) {
+        return Err(format!(
+            "node `{}`: kernel {kh}x{kw}, pads {pads:?}: PP-LCNet pads every conv symmetrically by (k - 1) / 2",
+            conv.name
+        ));
+    }
+    let [sh, sw] = strides[..] else { return Err(format!("node `{}`: strides {strides:?}", conv.name)) };
+    let stride = [sh as usize, sw as usize];
+    let bn = if cur.peek() == Some("BatchNormalization") {
+        let node = cur.expect("BatchNormalization", "the BatchNorm after the conv")?;
+        let mut params = Vec::new();
+        for (i, name) in [(1, "scale"), (2, "bias"), (3, "mean"), (4, "var")] {
+            let t = cur.weight(node, i, name)?;
+            if t.data.len() != o {
+                return Err(format!("node `{}`: BN {name} has {} values for {o} channels", node.name, t.data.len()));
+            }
+            params.push(t.data);
+        }
+        let eps = attr_f(node, "epsilon").unwrap_or(1e-5) as f64;
+        // The canonical loader uses eps = 1e-5: move any other eps into the variance.
+        let var = params[3].iter().map(|&v| (v as f64 + eps - BN_EPS) as f32).collect();
+        [params[0].clone(), params[1].clone(), params[2].clone(), var]
+    } else if conv.input.len() > 2 {
+        let bias = cur.weight(conv, 2, "conv bias")?;
+        let unit = (1.0 - BN_EPS) as f32;
+        [vec![1.0; o], bias.data, vec![0.0; o], vec![unit; o]]
+    } else {
+        return Err(format!("{}: expected the BatchNorm of {what}", cur.position()));
+    };
+    cur.expect("HardSwish", &format!("the activation of {what}"))?;
+    Ok(Found::ConvBn { weight, bn, stride })
+}
+
+fn transpose(t: &Tensor) -> Tensor {
+    let (r, c) = (t.shape[0], t.shape[1]);
+    let mut data = vec![0.0; t.data.len()];
+    for i in 0..r {
+        for j in 0..c {
+            data[j * r + i] = t.data[i * c + j];
+        }
+    }
+    Tensor { shape: vec![c, r], data }
+}
+
+/// Writes `imported` as a canonical safetensors checkpoint with `metadata`
+/// (plus model, classes and labels), atomically.
+pub fn save(imported: &Imported, path: &Path, mut metadata: BTreeMap<String, String>) -> Result<()> {
+    metadata.insert("model".into(), imported.variant.name.into());
+    metadata.insert("classes".into(), imported.classes.to_string());
+    metadata.insert("output".into(), if imported.softmax { "softmax" } else { "logits" }.into());
+    if let Some(labels) = &imported.labels {
+        metadata.insert("labels".into(), json_string_array(labels));
+    }
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        imported.tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    lcnet_core::weights::save_f32(path, &views, &metadata)
+}
+
+fn json_string_array(items: &[String]) -> String {
+    serde_json::to_string(items).expect("strings serialise")
+}

@@ -1,0 +1,123 @@
+//! `lcnet run`: classify images, by default with the embedded
+//! document-orientation model.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
+use lcnet_zoo::lcnet_core::Workspace;
+use lcnet_zoo::{Classifier, Prediction};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::images;
+
+/// Exit code when some images could not be read (the others were classified).
+pub const EXIT_SOME_FAILED: u8 = 3;
+
+/// Arguments of `lcnet run`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    lcnet run examples/pages/                      # orientation of every page image in a folder\n  \
+    lcnet run --json scan.jpg                      # one JSON object per image\n  \
+    lcnet run --model pplcnet_x1_0 --weights imagenet.safetensors --top 5 cat.jpg\n\n\
+    Exit codes: 0 all images classified, 1 error, 2 bad usage, 3 some images could not be read.")]
+pub struct Args {
+    /// Images (PNG, JPEG) or folders of images (walked recursively).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Preset or architecture: `doc_ori` (embedded, the default), `pplcnet_x1_0`, ... (see `lcnet list`).
+    #[arg(long, short)]
+    model: Option<String>,
+    /// Checkpoint to use instead of the embedded weights (its metadata supplies labels and preprocessing).
+    #[arg(long, short)]
+    weights: Option<PathBuf>,
+    /// How many classes to report per image.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+    /// One JSON object per line: {"file", "top": [{"index", "label", "prob"}]}.
+    #[arg(long)]
+    json: bool,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch: u32,
+    /// Do not turn images upright by their EXIF orientation tag.
+    #[arg(long)]
+    ignore_exif: bool,
+}
+
+/// Classifies every image; returns the number of images that failed.
+pub fn run(args: &Args) -> anyhow::Result<usize> {
+    let classifier = Classifier::open(args.model.as_deref(), args.weights.as_deref())?;
+    let (files, mut failed) = images::collect(&args.images);
+    for (path, why) in &failed {
+        eprintln!("lcnet: error: {}: {why}", path.display());
+    }
+    if files.is_empty() {
+        anyhow::bail!("no images to classify");
+    }
+    let bar = ProgressBar::new(files.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images, {per_sec}, eta {eta}").expect("valid template"),
+    );
+    if files.len() < 16 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+
+    let per_image = classifier.input_len();
+    let crop = classifier.preprocess.crop as usize;
+    let mut ws = Workspace::new();
+    let mut stdout = std::io::stdout().lock();
+    for chunk in files.chunks(args.batch as usize) {
+        // Decode and preprocess in parallel; keep the order of the files.
+        let prepared: Vec<anyhow::Result<Vec<f32>>> = chunk
+            .par_iter()
+            .map(|path| {
+                let image = images::decode(path, !args.ignore_exif)?;
+                let mut tensor = vec![0.0; per_image];
+                classifier.preprocess_into(&image, &mut tensor)?;
+                Ok(tensor)
+            })
+            .collect();
+        let mut ok_files = Vec::new();
+        let mut batch = Vec::with_capacity(chunk.len() * per_image);
+        for (path, result) in chunk.iter().zip(prepared) {
+            match result {
+                Ok(tensor) => {
+                    ok_files.push(path);
+                    batch.extend_from_slice(&tensor);
+                }
+                Err(e) => {
+                    bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", path.display()));
+                    failed.push((path.clone(), format!("{e:#}")));
+                }
+            }
+        }
+        if !ok_files.is_empty() {
+            let input = ArrayView4::from_shape((ok_files.len(), 3, crop, crop), &batch)?;
+            let probs = classifier.probabilities(input, &mut ws)?;
+            for (path, row) in ok_files.iter().zip(probs.rows()) {
+                let top = classifier.top(row.as_slice().expect("contiguous row"), args.top as usize);
+                let line = if args.json { json_line(path, &top) } else { text_line(path, &top) };
+                bar.suspend(|| writeln!(stdout, "{line}"))?;
+            }
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    if !failed.is_empty() {
+        eprintln!("lcnet: {} input(s) could not be classified; the others were", failed.len());
+    }
+    Ok(failed.len())
+}
+
+fn text_line(path: &std::path::Path, top: &[Prediction]) -> String {
+    let classes: Vec<String> = top.iter().map(|p| format!("{} ({:.3})", p.label, p.prob)).collect();
+    format!("{}: {}", path.display(), classes.join(", "))
+}
+
+fn json_line(path: &std::path::Path, top: &[Prediction]) -> String {
+    let top: Vec<_> = top.iter().map(|p| json!({"index": p.index, "label": p.label, "prob": p.prob})).collect();
+    json!({"file": path.display().to_string(), "top": top}).to_string()
+}
