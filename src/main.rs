@@ -12,6 +12,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     match cli::run() {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
@@ -19,5 +20,16 @@ fn main() -> ExitCode {
             eprintln!("lcnet: error: {err:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// `lcnet list | head` should end quietly, as other Unix tools do, instead of
+/// panicking on a closed pipe: Rust ignores SIGPIPE by default.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal to its default disposition before any thread
+    // is started has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

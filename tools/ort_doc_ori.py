@@ -20,6 +20,13 @@ it: agreement on every image where ORT is confident (top-1 minus top-2 >=
     python tools/ort_doc_ori.py --pre package IMAGES... > ort.jsonl
     lcnet run --json --top 4 IMAGES... > lcnet.jsonl
     python tools/ort_doc_ori.py --compare lcnet.jsonl --reference ort.jsonl
+
+`--tensors OUT.safetensors` instead writes the exact tensors ORT was fed
+(`input`, [N, 3, 224, 224]) and its probabilities (`probs`, [N, 4]), for
+the repo test that runs them through the embedded checkpoint:
+
+    python tools/ort_doc_ori.py --pre package --tensors lcnet-zoo/tests/golden/doc_ori_ort.safetensors \
+        examples/pages/page_0.png examples/pages/page_90.png
 """
 import argparse
 import json
@@ -57,6 +64,13 @@ def preprocess(path, how):
 def predict(args):
     import onnxruntime as ort
     sess = ort.InferenceSession(onnx_path(), providers=["CPUExecutionProvider"])
+    if args.tensors:
+        import numpy as np
+        from safetensors.numpy import save_file
+        x = np.ascontiguousarray(np.concatenate([preprocess(p, args.pre) for p in args.images]))
+        probs = sess.run(None, {"x": x})[0]
+        save_file({"input": x, "probs": probs}, args.tensors, metadata={"images": " ".join(args.images)})
+        return
     for path in args.images:
         probs = sess.run(None, {"x": preprocess(path, args.pre)})[0][0]
         print(json.dumps({"file": path, "probs": [float(p) for p in probs]}))
@@ -93,6 +107,7 @@ def main():
     ap.add_argument("--pre", choices=["package", "paddlex"], default="package")
     ap.add_argument("--compare")
     ap.add_argument("--reference")
+    ap.add_argument("--tensors")
     args = ap.parse_args()
     compare(args) if args.compare else predict(args)
 

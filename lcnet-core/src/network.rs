@@ -108,6 +108,13 @@ impl VariantInfo {
             .collect()
     }
 
+    /// (params, MACs) with `classes` outputs instead of the table's.
+    pub fn counts_with_classes(&self, classes: usize) -> (u64, u64) {
+        let hidden = self.layers.iter().find(|l| l.kind == LayerKind::Fc).map_or(0, |l| l.in_channels) as u64;
+        let (c_old, c_new) = (self.classes as u64, classes as u64);
+        (self.params - (hidden + 1) * c_old + (hidden + 1) * c_new, self.macs - hidden * c_old + hidden * c_new)
+    }
+
     /// Whether every conv weight of `ck` has this variant's shape.
     pub fn matches(&self, ck: &Checkpoint) -> bool {
         self.signature().iter().all(|(key, shape)| ck.shape(key) == Some(shape.as_slice()))

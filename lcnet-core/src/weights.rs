@@ -191,28 +191,44 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 
 /// Writes f32 tensors to `path` as safetensors, atomically (a temporary file
 /// in the same folder, then a rename), so a failed write never leaves a half
-/// file behind.
+/// file behind. The header's keys are sorted and the data follows in name
+/// order, so the same tensors always give the same bytes.
 pub fn save_f32(
     path: &Path,
     tensors: &[(&str, Vec<usize>, &[f32])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    use safetensors::tensor::TensorView;
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            TensorView::new(Dtype::F32, shape.clone(), b)
-                .map(|v| (name.to_string(), v))
-                .map_err(|e| Error::Invalid(format!("tensor `{name}`: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta: HashMap<String, String> = metadata.clone().into_iter().collect();
-    let meta = (!meta.is_empty()).then_some(meta);
-    let data = safetensors::serialize(views, &meta).map_err(|e| Error::Invalid(e.to_string()))?;
-    write_atomically(path, &data)
+    let mut sorted: Vec<&(&str, Vec<usize>, &[f32])> = tensors.iter().collect();
+    sorted.sort_by_key(|(name, ..)| *name);
+    let mut header = serde_json::Map::new();
+    if !metadata.is_empty() {
+        header.insert("__metadata__".into(), serde_json::to_value(metadata).expect("strings serialise"));
+    }
+    let mut offset = 0usize;
+    for (name, shape, data) in &sorted {
+        let expected: usize = shape.iter().product();
+        if data.len() != expected {
+            return Err(Error::Invalid(format!("tensor `{name}`: {} values for shape {shape:?}", data.len())));
+        }
+        let end = offset + 4 * data.len();
+        header.insert(
+            name.to_string(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut header = serde_json::to_vec(&header).expect("JSON map serialises");
+    // Pad with spaces so the data starts 8-byte aligned, as the reference writer does.
+    header.resize(header.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + header.len() + offset);
+    bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&header);
+    for (_, _, data) in &sorted {
+        for v in data.iter() {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    write_atomically(path, &bytes)
 }
 
 /// Writes `data` to a temporary file beside `path`, then renames it over `path`.

@@ -1,61 +1,74 @@
-//! `lcnet list`: the compiled-in variants.
+//! `lcnet list`: the compiled-in architectures and the presets built on them.
 
-use lcnet_zoo::lcnet_core::VariantInfo;
+use lcnet_zoo::presets::{self, Preset};
 use serde_json::json;
+
+use super::format::group;
 
 /// Arguments of `lcnet list`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Print one JSON array (for scripts) instead of a table.
+    /// Print one JSON array (for scripts) instead of tables: one object per
+    /// architecture (`"kind": "architecture"`), then per ready-to-run preset
+    /// (`"kind": "preset"`).
     #[arg(long)]
     json: bool,
 }
 
-/// Prints the table or JSON.
+/// Prints the tables or JSON.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let variants = lcnet_zoo::variants();
+    let ready: Vec<Preset> = presets::all().into_iter().filter(|p| p.weights.is_some()).collect();
     if args.json {
-        let rows: Vec<_> = variants.iter().map(to_json).collect();
+        let mut rows: Vec<_> = variants
+            .iter()
+            .map(|v| {
+                json!({
+                    "kind": "architecture",
+                    "name": v.name,
+                    "feature": v.feature,
+                    "width": v.width,
+                    "input": v.input,
+                    "classes": v.classes,
+                    "params": v.params,
+                    "macs": v.macs,
+                })
+            })
+            .collect();
+        for p in &ready {
+            let (params, macs) = counts(p);
+            rows.push(json!({
+                "kind": "preset",
+                "name": p.name,
+                "model": p.model,
+                "classes": p.labels.len(),
+                "labels": p.labels,
+                "params": params,
+                "macs": macs,
+                "embedded": true,
+                "description": p.description,
+            }));
+        }
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:>6} {:>12} {:>14}  AT", "MODEL", "WIDTH", "PARAMS", "MACS");
+    println!("{:<16} {:>6} {:>12} {:>14}  AT", "ARCHITECTURE", "WIDTH", "PARAMS", "MACS");
     for v in variants {
-        println!(
-            "{:<16} {:>6} {:>12} {:>14}  {}x{}, {} classes",
-            v.name,
-            format!("{}x", v.width),
-            group(v.params),
-            group(v.macs),
-            v.input[1],
-            v.input[2],
-            v.classes
-        );
+        let width = format!("{:?}x", v.width);
+        let at = format!("{}x{}, {} classes", v.input[1], v.input[2], v.classes);
+        println!("{:<16} {:>6} {:>12} {:>14}  {at}", v.name, width, group(v.params), group(v.macs));
     }
+    if !ready.is_empty() {
+        println!("\n{:<16} {:<16} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
+        for p in &ready {
+            println!("{:<16} {:<16} {:>7}  {} (embedded)", p.name, p.model, p.labels.len(), p.description);
+        }
+    }
+    println!("\n`lcnet run IMAGE` uses doc_ori; architectures need --weights (see `lcnet info NAME`).");
     Ok(())
 }
 
-fn to_json(v: &VariantInfo) -> serde_json::Value {
-    json!({
-        "name": v.name,
-        "feature": v.feature,
-        "width": v.width,
-        "input": v.input,
-        "classes": v.classes,
-        "params": v.params,
-        "macs": v.macs,
-    })
-}
-
-/// `2952520` -> `2,952,520`.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+/// (params, MACs) of a preset at its own class count.
+pub fn counts(p: &Preset) -> (u64, u64) {
+    lcnet_zoo::find(p.model).map(|v| v.counts_with_classes(p.labels.len())).unwrap_or_default()
 }

@@ -1,9 +1,11 @@
 //! Command-line parsing (clap) and dispatch to one module per subcommand.
 
 mod digest;
+mod format;
 mod images;
 mod import;
 mod infer;
+mod info;
 mod list;
 mod run;
 
@@ -40,8 +42,10 @@ pub struct Cli {
 enum Command {
     /// Classify images (default: the embedded document-orientation model).
     Run(run::Args),
-    /// List the compiled-in models with width, parameters and MACs.
+    /// List the compiled-in architectures and presets with parameters and MACs.
     List(list::Args),
+    /// Show a model's layer table, labels, preprocessing and provenance.
+    Info(info::Args),
     /// Run a raw NCHW f32 tensor through a model and write its logits.
     Infer(infer::Args),
     /// Convert a paddle2onnx PP-LCNet export into a canonical safetensors checkpoint.
@@ -53,6 +57,7 @@ pub fn run() -> anyhow::Result<u8> {
     match Cli::parse().command {
         Command::Run(args) => run::run(&args).map(|failed| if failed > 0 { run::EXIT_SOME_FAILED } else { 0 }),
         Command::List(args) => list::run(&args).map(|()| 0),
+        Command::Info(args) => info::run(&args).map(|()| 0),
         Command::Infer(args) => infer::run(&args).map(|()| 0),
         Command::Import(args) => import::run(&args).map(|()| 0),
     }

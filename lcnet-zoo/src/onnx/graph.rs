@@ -35,7 +35,7 @@ impl<'a> Graph<'a> {
             match n.op_type.as_str() {
                 "Identity" => {
                     let (Some(out), Some(inp)) = (n.output.first(), n.input.first()) else {
-                        return Err(format!("node #{i} `{}` (Identity) has no input or output", n.name));
+                        return Err(format!("{} has no input or output", label(i, n)));
                     };
                     alias.insert(out.as_str(), inp.as_str());
                 }
@@ -45,7 +45,7 @@ impl<'a> Graph<'a> {
                         (Some(t), Some(out)) => {
                             inits.insert(out.as_str(), t);
                         }
-                        _ => return Err(format!("node #{i} `{}`: Constant without a tensor value", n.name)),
+                        _ => return Err(format!("{}: Constant without a tensor value", label(i, n))),
                     }
                 }
                 op if SHAPE_PLUMBING.contains(&op) => {}
@@ -97,7 +97,7 @@ impl<'a> Cursor<'a> {
     /// Where the cursor is, for messages.
     pub fn position(&self) -> String {
         match self.graph.nodes.get(self.pos) {
-            Some((i, n)) => format!("node #{i} `{}` ({})", n.name, n.op_type),
+            Some((i, n)) => label(*i, n),
             None => "the end of the graph".to_string(),
         }
     }
@@ -109,23 +109,26 @@ impl<'a> Cursor<'a> {
         };
         if node.op_type != op {
             return Err(format!(
-                "node #{i} `{}` is {}, but {what} ({op}) was expected after {}: not a PP-LCNet graph",
-                node.name, node.op_type, self.previous
+                "{} is where {what} ({op}) was expected after {}: not a PP-LCNet graph",
+                label(i, node),
+                self.previous
             ));
         }
         let reads_current = node.input.iter().any(|x| self.graph.resolve(x) == self.current);
         if !reads_current {
             return Err(format!(
-                "node #{i} `{}` ({op}, {what}) does not read `{}`, the output of {}: not a PP-LCNet chain",
-                node.name, self.current, self.previous
+                "{} ({what}) does not read `{}`, the output of {}: not a PP-LCNet chain",
+                label(i, node),
+                self.current,
+                self.previous
             ));
         }
         let Some(out) = node.output.first() else {
-            return Err(format!("node #{i} `{}` ({op}) has no output", node.name));
+            return Err(format!("{} has no output", label(i, node)));
         };
         self.pos += 1;
         self.current = out.as_str();
-        self.previous = format!("node #{i} `{}` ({op})", node.name);
+        self.previous = label(i, node);
         Ok(node)
     }
 
@@ -149,6 +152,15 @@ impl<'a> Cursor<'a> {
             .position(|x| self.graph.resolve(x) != main)
             .ok_or_else(|| format!("node `{}` ({op}, {what}) has no constant operand", node.name))?;
         Ok((node, self.weight(node, index, what)?))
+    }
+}
+
+/// `node #3 `conv_1` (Conv)`, or `node #3 (Conv)` for an unnamed node.
+pub fn label(index: usize, node: &NodeProto) -> String {
+    if node.name.is_empty() {
+        format!("node #{index} ({})", node.op_type)
+    } else {
+        format!("node #{index} `{}` ({})", node.name, node.op_type)
     }
 }
 
