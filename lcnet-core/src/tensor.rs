@@ -86,8 +86,12 @@ impl Workspace {
         // Prefer the largest free buffer: after warm-up it is large enough for any layer.
         let best = (0..self.free.len()).max_by_key(|&i| self.free[i].capacity());
         let mut buf = best.map(|i| self.free.swap_remove(i)).unwrap_or_default();
-        buf.clear();
-        buf.resize(len, 0.0);
+        // Only growth is zero-filled: the kernels overwrite every value they own.
+        if buf.len() >= len {
+            buf.truncate(len);
+        } else {
+            buf.resize(len, 0.0);
+        }
         buf
     }
 

@@ -30,6 +30,7 @@ pub struct Checkpoint {
 enum Bytes {
     Mapped(Mmap),
     Static(&'static [u8]),
+    Owned(Vec<u8>),
 }
 
 impl std::ops::Deref for Bytes {
@@ -38,6 +39,7 @@ impl std::ops::Deref for Bytes {
         match self {
             Bytes::Mapped(m) => m,
             Bytes::Static(b) => b,
+            Bytes::Owned(b) => b,
         }
     }
 }
@@ -70,6 +72,11 @@ impl Checkpoint {
     /// `label` names it in messages.
     pub fn from_static(label: &str, bytes: &'static [u8]) -> Result<Self> {
         Self::parse(PathBuf::from(label), Bytes::Static(bytes))
+    }
+
+    /// Reads a checkpoint held in memory; `label` names it in messages.
+    pub fn from_vec(label: &str, bytes: Vec<u8>) -> Result<Self> {
+        Self::parse(PathBuf::from(label), Bytes::Owned(bytes))
     }
 
     fn parse(path: PathBuf, bytes: Bytes) -> Result<Self> {
@@ -193,11 +200,12 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 /// in the same folder, then a rename), so a failed write never leaves a half
 /// file behind. The header's keys are sorted and the data follows in name
 /// order, so the same tensors always give the same bytes.
-pub fn save_f32(
-    path: &Path,
-    tensors: &[(&str, Vec<usize>, &[f32])],
-    metadata: &BTreeMap<String, String>,
-) -> Result<()> {
+pub fn save_f32(path: &Path, tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<String, String>) -> Result<()> {
+    write_atomically(path, &to_bytes(tensors, metadata)?)
+}
+
+/// The safetensors bytes of f32 `tensors` (see [`save_f32`]).
+pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
     let mut sorted: Vec<&(&str, Vec<usize>, &[f32])> = tensors.iter().collect();
     sorted.sort_by_key(|(name, ..)| *name);
     let mut header = serde_json::Map::new();
@@ -228,7 +236,7 @@ pub fn save_f32(
             bytes.extend_from_slice(&v.to_le_bytes());
         }
     }
-    write_atomically(path, &bytes)
+    Ok(bytes)
 }
 
 /// Writes `data` to a temporary file beside `path`, then renames it over `path`.

@@ -1,11 +1,13 @@
 //! Every kernel against its scalar `reference` (PaddleClas layouts, f64
 //! accumulation), over odd sizes, stride-2 and per-axis stride edges, channel
-//! counts that are not multiples of any vector width, and both kernels sizes.
+//! counts that are not multiples of any vector width, and both kernel sizes.
+//! Every kernel with ISA-specific code runs on every tier this CPU supports
+//! (`Isa::all_supported()`), whatever `LCNET_ISA` says.
 
 mod common;
 
 use common::{assert_close, to_nchw, to_nhwc, Rng};
-use lcnet_core::kernels::{conv_out_len, dwconv, head, pwconv, se, stem, Activation};
+use lcnet_core::kernels::{conv_out_len, dwconv, head, pwconv, se, stem, Activation, Isa};
 
 const ATOL: f32 = 2e-5;
 const RTOL: f32 = 2e-5;
@@ -20,6 +22,8 @@ fn stem_matches_reference() {
         (3, 11, 4, 24, 5, [1, 2]),
         (1, 5, 13, 17, 3, [2, 1]),
         (1, 33, 47, 40, 3, [1, 1]),
+        (2, 9, 10, 64, 3, [2, 2]),
+        (1, 6, 7, 72, 3, [2, 2]),
     ] {
         let shape = [n, 3, h, w];
         let x = rng.vec(n * 3 * h * w, 2.0);
@@ -28,10 +32,12 @@ fn stem_matches_reference() {
         let want = stem::reference(&x, shape, &wt, &b, k, stride, Activation::HardSwish);
         let p = stem::StemWeights::pack(&wt, b, 3, k, stride, Activation::HardSwish);
         let (oh, ow) = p.out_hw(h, w);
-        let mut out = vec![f32::NAN; n * oh * ow * cout];
-        stem::run(&p, &x, n, h, w, &mut out);
-        let got = to_nchw(&out, [n, cout, oh, ow]);
-        assert_close(&got, &want, ATOL, RTOL, &format!("stem {shape:?} k{k} s{stride:?}"));
+        for isa in Isa::all_supported() {
+            let mut out = vec![f32::NAN; n * oh * ow * cout];
+            stem::run_isa(isa, &p, &x, n, h, w, &mut out);
+            let got = to_nchw(&out, [n, cout, oh, ow]);
+            assert_close(&got, &want, ATOL, RTOL, &format!("{isa:?} stem {shape:?} k{k} s{stride:?}"));
+        }
     }
 }
 
@@ -40,7 +46,7 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
     let mut rng = Rng::new(2);
     for k in [3, 5] {
         for stride in [[1, 1], [2, 2], [2, 1], [1, 2]] {
-            for &(n, c, h, w) in &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15)] {
+            for &(n, c, h, w) in &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15), (1, 77, 6, 5)] {
                 let shape = [n, c, h, w];
                 let x = rng.vec(n * c * h * w, 2.0);
                 let wt = rng.vec(c * k * k, 0.5);
@@ -50,10 +56,12 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
                 let p = dwconv::DwWeights::pack(&wt, b, k, stride, act);
                 let (oh, ow) = p.out_hw(h, w);
                 assert_eq!((oh, ow), (conv_out_len(h, k, stride[0]), conv_out_len(w, k, stride[1])));
-                let mut out = vec![f32::NAN; n * oh * ow * c];
-                dwconv::run(&p, &to_nhwc(&x, shape), n, h, w, &mut out);
-                let got = to_nchw(&out, [n, c, oh, ow]);
-                assert_close(&got, &want, ATOL, RTOL, &format!("dw {shape:?} k{k} s{stride:?}"));
+                for isa in Isa::all_supported() {
+                    let mut out = vec![f32::NAN; n * oh * ow * c];
+                    dwconv::run_isa(isa, &p, &to_nhwc(&x, shape), n, h, w, &mut out);
+                    let got = to_nchw(&out, [n, c, oh, ow]);
+                    assert_close(&got, &want, ATOL, RTOL, &format!("{isa:?} dw {shape:?} k{k} s{stride:?}"));
+                }
             }
         }
     }
@@ -79,10 +87,12 @@ fn pointwise_matches_reference_on_ragged_tiles() {
         let b = rng.vec(cout, 0.5);
         let want = pwconv::reference(&x, shape, &wt, &b, Activation::HardSwish);
         let p = pwconv::PwWeights::pack(&wt, b, cin, Activation::HardSwish);
-        let mut out = vec![f32::NAN; n * h * w * cout];
-        pwconv::run(&p, &to_nhwc(&x, shape), n * h * w, &mut out);
-        let got = to_nchw(&out, [n, cout, h, w]);
-        assert_close(&got, &want, 1e-4, 1e-4, &format!("pw {shape:?} -> {cout}"));
+        for isa in Isa::all_supported() {
+            let mut out = vec![f32::NAN; n * h * w * cout];
+            pwconv::run_isa(isa, &p, &to_nhwc(&x, shape), n * h * w, &mut out);
+            let got = to_nchw(&out, [n, cout, h, w]);
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("{isa:?} pw {shape:?} -> {cout}"));
+        }
     }
 }
 

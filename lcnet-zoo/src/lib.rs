@@ -33,8 +33,10 @@ pub use lcnet_macros::network;
 mod classifier;
 pub mod onnx;
 pub mod presets;
+mod random;
 mod registry;
 pub use classifier::{Classifier, Prediction};
+pub use random::random_checkpoint;
 pub use registry::{find, load, variants};
 
 /// The generated PP-LCNet widths, one module per enabled feature.

@@ -1,5 +1,6 @@
 //! Command-line parsing (clap) and dispatch to one module per subcommand.
 
+mod bench;
 mod digest;
 mod format;
 mod images;
@@ -48,6 +49,8 @@ enum Command {
     Info(info::Args),
     /// Run a raw NCHW f32 tensor through a model and write its logits.
     Infer(infer::Args),
+    /// Time the forward pass (median/min/p90 ms, images/s) on this machine.
+    Bench(bench::Args),
     /// Convert a paddle2onnx PP-LCNet export into a canonical safetensors checkpoint.
     Import(import::Args),
 }
@@ -60,5 +63,17 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Info(args) => info::run(&args).map(|()| 0),
         Command::Infer(args) => infer::run(&args).map(|()| 0),
         Command::Import(args) => import::run(&args).map(|()| 0),
+        Command::Bench(args) => bench::run(&args).map(|()| 0),
     }
+}
+
+/// Sizes rayon's global pool (`--threads`); `None` keeps one thread per core.
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new().num_threads(n).build_global()?;
+    }
+    Ok(())
 }

@@ -7,13 +7,16 @@
 //! large image keep every core busy).
 
 pub mod activation;
+pub mod dispatch;
 pub mod dwconv;
 pub mod head;
 pub mod pwconv;
 pub mod se;
+mod simd;
 pub mod stem;
 
 pub use activation::{hard_sigmoid, hard_swish, Activation};
+pub use dispatch::{isa, Isa};
 
 /// Output size of a convolution with symmetric padding `(k - 1) / 2`, as
 /// PaddleClas pads at every stride: `floor((n + 2 * pad - k) / stride) + 1`,

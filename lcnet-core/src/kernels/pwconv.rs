@@ -2,25 +2,28 @@
 //! bias and activation fused into the store.
 //!
 //! NHWC makes a 1x1 convolution a plain matrix product: every pixel is a row
-//! of `in` channels. Rows are processed in register tiles of [`MR`] pixels by
-//! [`NB`] output channels, so each weight row loaded from memory serves `MR`
-//! pixels.
+//! of `in` channels. The weights are packed once, at load, into panels of
+//! [`NR`] output channels (`[in][NR]` each, zero-padded), so the micro-kernel
+//! streams one panel while [`MR`] pixel rows x [`NR`] outputs of
+//! accumulators stay in registers: every weight loaded serves `MR` pixels and
+//! every input value broadcast serves `NR` outputs.
 
 use rayon::prelude::*;
 
-use super::Activation;
+use super::{isa, Activation, Isa};
 
-/// Pixels per register tile.
-pub const MR: usize = 4;
-/// Output channels per register tile.
-pub const NB: usize = 64;
+/// Pixel rows per register tile (AVX2: 6 rows x 2 vectors = 12 accumulators).
+pub const MR: usize = 6;
+/// Output channels per packed panel (two 8-lane vectors).
+pub const NR: usize = 16;
 
 /// Folded, packed weights of a 1x1 convolution.
 #[derive(Debug, Clone)]
 pub struct PwWeights {
-    /// `[in][out]`: row `k` holds input channel `k`'s weight for every output.
-    pub weight: Vec<f32>,
-    /// One bias per output channel (folded BatchNorm shift, or the conv bias).
+    /// Panels of [`NR`] outputs: panel `p` holds `[in][NR]` weights of
+    /// outputs `p * NR ..`, zero past `out_channels`.
+    pub packed: Vec<f32>,
+    /// One bias per output channel, zero-padded to whole panels.
     pub bias: Vec<f32>,
     /// Input channels (GEMM K).
     pub in_channels: usize,
@@ -33,68 +36,175 @@ pub struct PwWeights {
 impl PwWeights {
     /// Packs a PaddleClas `[out, in, 1, 1]` weight (already BN-folded).
     pub fn pack(oi: &[f32], bias: Vec<f32>, in_channels: usize, act: Activation) -> Self {
-        let out_channels = bias.len();
-        assert_eq!(oi.len(), out_channels * in_channels, "pointwise weight size");
-        let mut weight = vec![0.0; oi.len()];
-        for o in 0..out_channels {
-            for i in 0..in_channels {
-                weight[i * out_channels + o] = oi[o * in_channels + i];
+        let (k, n) = (in_channels, bias.len());
+        assert_eq!(oi.len(), n * k, "pointwise weight size");
+        let panels = n.div_ceil(NR);
+        let mut packed = vec![0.0; panels * k * NR];
+        for o in 0..n {
+            let (panel, j) = (o / NR, o % NR);
+            for i in 0..k {
+                packed[(panel * k + i) * NR + j] = oi[o * k + i];
             }
         }
-        PwWeights { weight, bias, in_channels, out_channels, act }
+        let mut padded_bias = bias;
+        padded_bias.resize(panels * NR, 0.0);
+        PwWeights { packed, bias: padded_bias, in_channels, out_channels: n, act }
+    }
+
+    fn panel(&self, p: usize) -> (&[f32], &[f32]) {
+        let k = self.in_channels;
+        (&self.packed[p * k * NR..][..k * NR], &self.bias[p * NR..][..NR])
     }
 }
 
 /// Runs the 1x1 convolution over `pixels` NHWC rows of `in_channels` values,
 /// writing `pixels` rows of `out_channels` values.
 pub fn run(p: &PwWeights, input: &[f32], pixels: usize, out: &mut [f32]) {
+    run_isa(isa(), p, input, pixels, out)
+}
+
+/// [`run`] on a given ISA (tests force each one).
+pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut [f32]) {
     let (k, n) = (p.in_channels, p.out_channels);
-    debug_assert_eq!(input.len(), pixels * k);
-    debug_assert_eq!(out.len(), pixels * n);
+    assert_eq!(input.len(), pixels * k, "pointwise input size");
+    assert_eq!(out.len(), pixels * n, "pointwise output size");
     let rows = rows_per_task(pixels);
-    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| {
-        let full = input.len() / k / MR * MR;
-        let (out_tiles, out_rest) = out.split_at_mut(full * n);
-        let (in_tiles, in_rest) = input.split_at(full * k);
-        for (o, x) in out_tiles.chunks_exact_mut(MR * n).zip(in_tiles.chunks_exact(MR * k)) {
-            tile::<MR>(p, x, o);
-        }
-        for (o, x) in out_rest.chunks_exact_mut(n).zip(in_rest.chunks_exact(k)) {
-            tile::<1>(p, x, o);
-        }
+    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `isa` is a tier the CPU supports (from `isa()` or checked by
+        // the caller), and AVX-512 implies AVX2 + FMA.
+        Isa::Avx2 | Isa::Avx512 => unsafe { avx2::gemm_rows(p, input, out) },
+        _ => portable::gemm_rows(p, input, out),
     });
 }
 
-/// Rows per rayon task: a few tasks per thread so that work balances, but
-/// never less than one register tile.
+/// Rows per rayon task: about two tasks per thread, whole register tiles.
 fn rows_per_task(pixels: usize) -> usize {
-    let tasks = 4 * rayon::current_num_threads();
+    let tasks = 2 * rayon::current_num_threads();
     pixels.div_ceil(tasks).next_multiple_of(MR).max(MR)
 }
 
-/// `R` pixel rows times all output channels, in blocks of [`NB`] outputs.
-#[inline(always)]
-fn tile<const R: usize>(p: &PwWeights, x: &[f32], out: &mut [f32]) {
-    let (k, n) = (p.in_channels, p.out_channels);
-    for n0 in (0..n).step_by(NB) {
-        let nb = NB.min(n - n0);
-        let mut acc = [[0.0f32; NB]; R];
-        for row in acc.iter_mut() {
-            row[..nb].copy_from_slice(&p.bias[n0..n0 + nb]);
-        }
-        for kk in 0..k {
-            let w_row = &p.weight[kk * n + n0..][..nb];
-            for (r, row) in acc.iter_mut().enumerate() {
-                let a = x[r * k + kk];
-                for (acc, &wt) in row[..nb].iter_mut().zip(w_row) {
-                    *acc += a * wt;
+/// Portable code over the same packed layout (the test oracle's twin and the
+/// fallback on CPUs without AVX2).
+mod portable {
+    use super::{PwWeights, MR, NR};
+
+    pub fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+        let (k, n) = (p.in_channels, p.out_channels);
+        let m = input.len() / k;
+        for panel in 0..n.div_ceil(NR) {
+            let (b, bias) = p.panel(panel);
+            let cols = NR.min(n - panel * NR);
+            for r0 in (0..m).step_by(MR) {
+                let rows = MR.min(m - r0);
+                let mut acc = [[0.0f32; NR]; MR];
+                for row in acc.iter_mut().take(rows) {
+                    row.copy_from_slice(bias);
+                }
+                for kk in 0..k {
+                    let b_row = &b[kk * NR..][..NR];
+                    for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                        let a = input[(r0 + r) * k + kk];
+                        for (c, &w) in row.iter_mut().zip(b_row) {
+                            *c += a * w;
+                        }
+                    }
+                }
+                for (r, row) in acc.iter().enumerate().take(rows) {
+                    let dst = &mut out[(r0 + r) * n + panel * NR..][..cols];
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = p.act.apply(v);
+                    }
                 }
             }
         }
-        for (r, row) in acc.iter().enumerate() {
-            let dst = &mut out[r * n + n0..][..nb];
-            for (d, &v) in dst.iter_mut().zip(&row[..nb]) {
-                *d = p.act.apply(v);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{PwWeights, MR, NR};
+    use crate::kernels::simd::avx2::act;
+    use crate::kernels::Activation;
+
+    /// All rows of `input` times every panel.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+        let (k, n) = (p.in_channels, p.out_channels);
+        let m = input.len() / k;
+        for panel in 0..n.div_ceil(NR) {
+            let (b, bias) = p.panel(panel);
+            let cols = NR.min(n - panel * NR);
+            let mut r0 = 0;
+            while r0 < m {
+                let rows = MR.min(m - r0);
+                let a = &input[r0 * k..(r0 + rows) * k];
+                let c = &mut out[r0 * n + panel * NR..];
+                // SAFETY: `a` holds `rows` rows of `k`, `b` is `k x NR`, and `c`
+                // holds `rows - 1` full rows of `n` plus `cols` values (checked
+                // by the slicing above; `tile` writes nothing else).
+                unsafe {
+                    match rows {
+                        6 => tile::<6>(a, b, bias, c, k, n, cols, p.act),
+                        5 => tile::<5>(a, b, bias, c, k, n, cols, p.act),
+                        4 => tile::<4>(a, b, bias, c, k, n, cols, p.act),
+                        3 => tile::<3>(a, b, bias, c, k, n, cols, p.act),
+                        2 => tile::<2>(a, b, bias, c, k, n, cols, p.act),
+                        _ => tile::<1>(a, b, bias, c, k, n, cols, p.act),
+                    }
+                }
+                r0 += rows;
+            }
+        }
+    }
+
+    /// `R` rows x 16 outputs, accumulators in registers over the whole of K.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const R: usize>(
+        a: &[f32],
+        b: &[f32],
+        bias: &[f32],
+        c: &mut [f32],
+        k: usize,
+        ldc: usize,
+        cols: usize,
+        activation: Activation,
+    ) {
+        debug_assert!(a.len() >= R * k && b.len() >= k * NR && bias.len() >= NR);
+        debug_assert!(c.len() >= (R - 1) * ldc + cols);
+        // SAFETY: every pointer offset below stays inside the slices, per
+        // the assertions above.
+        unsafe {
+            let (a, b) = (a.as_ptr(), b.as_ptr());
+            let mut lo = [_mm256_loadu_ps(bias.as_ptr()); R];
+            let mut hi = [_mm256_loadu_ps(bias.as_ptr().add(8)); R];
+            for kk in 0..k {
+                let b0 = _mm256_loadu_ps(b.add(kk * NR));
+                let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
+                for r in 0..R {
+                    let x = _mm256_broadcast_ss(&*a.add(r * k + kk));
+                    lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+                    hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+                }
+            }
+            for r in 0..R {
+                let (v0, v1) = (act(lo[r], activation), act(hi[r], activation));
+                let dst = c.as_mut_ptr().add(r * ldc);
+                if cols == NR {
+                    _mm256_storeu_ps(dst, v0);
+                    _mm256_storeu_ps(dst.add(8), v1);
+                } else {
+                    let mut tmp = [0.0f32; NR];
+                    _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
+                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                }
             }
         }
     }

@@ -5,7 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::{conv_out_len, Activation};
+use super::dispatch::Fma;
+use super::{conv_out_len, isa, Activation, Isa};
 
 /// Folded, packed weights of a dense convolution with few input channels.
 #[derive(Debug, Clone)]
@@ -57,40 +58,131 @@ impl StemWeights {
 /// Runs the stem on `batch` NCHW images of `h` x `w`; writes NHWC into `out`
 /// (`batch * oh * ow * out_channels` values).
 pub fn run(p: &StemWeights, input: &[f32], batch: usize, h: usize, w: usize, out: &mut [f32]) {
+    run_isa(isa(), p, input, batch, h, w, out)
+}
+
+/// [`run`] on a given ISA (tests force each one).
+pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize, w: usize, out: &mut [f32]) {
     let (oh, ow) = p.out_hw(h, w);
-    let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
-    debug_assert_eq!(input.len(), batch * cin * h * w);
-    debug_assert_eq!(out.len(), batch * oh * ow * cout);
-    let pad = (k - 1) / 2;
-    out.par_chunks_mut(ow * cout).enumerate().for_each(|(row, out_row)| {
+    let image_len = p.in_channels * h * w;
+    debug_assert_eq!(input.len(), batch * image_len);
+    debug_assert_eq!(out.len(), batch * oh * ow * p.out_channels);
+    out.par_chunks_mut(ow * p.out_channels).enumerate().for_each(|(row, out_row)| {
         let (img, oy) = (row / oh, row % oh);
-        let image = &input[img * cin * h * w..(img + 1) * cin * h * w];
+        let image = &input[img * image_len..][..image_len];
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `isa` is a tier the CPU supports; AVX-512 implies AVX2 + FMA.
+            Isa::Avx2 | Isa::Avx512 if p.out_channels % 8 == 0 && p.out_channels <= 64 => unsafe {
+                avx2::stem_row(p, image, h, w, oy, out_row)
+            },
+            _ => stem_row(isa, p, image, h, w, oy, out_row),
+        }
+    });
+}
+
+/// Hand-vectorised rows for up to 64 output channels (a multiple of 8): all
+/// of a pixel's outputs stay in registers over the `in * k * k` taps.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::StemWeights;
+    use crate::kernels::simd::avx2::act;
+
+    /// One output row.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `out_channels` is a multiple of 8, at most 64.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match p.out_channels / 8 {
+                1 => row::<1>(p, image, h, w, oy, out_row),
+                2 => row::<2>(p, image, h, w, oy, out_row),
+                3 => row::<3>(p, image, h, w, oy, out_row),
+                4 => row::<4>(p, image, h, w, oy, out_row),
+                5 => row::<5>(p, image, h, w, oy, out_row),
+                6 => row::<6>(p, image, h, w, oy, out_row),
+                7 => row::<7>(p, image, h, w, oy, out_row),
+                _ => row::<8>(p, image, h, w, oy, out_row),
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn row<const V: usize>(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
+        assert!(cout == 8 * V && image.len() >= cin * h * w && p.weight.len() == cin * k * k * cout);
+        let pad = (k - 1) / 2;
+        let ow = out_row.len() / cout;
+        let ky_lo = pad.saturating_sub(oy * p.stride[0]);
+        let ky_hi = k.min(h + pad - oy * p.stride[0]);
+        let (img, wt) = (image.as_ptr(), p.weight.as_ptr());
         for ox in 0..ow {
-            let acc = &mut out_row[ox * cout..(ox + 1) * cout];
-            acc.copy_from_slice(&p.bias);
-            for ci in 0..cin {
-                for ky in 0..k {
-                    let iy = (oy * p.stride[0] + ky) as isize - pad as isize;
-                    if iy < 0 || iy >= h as isize {
-                        continue;
-                    }
-                    let in_row = &image[(ci * h + iy as usize) * w..][..w];
-                    for kx in 0..k {
-                        let ix = (ox * p.stride[1] + kx) as isize - pad as isize;
-                        if ix < 0 || ix >= w as isize {
-                            continue;
-                        }
-                        let v = in_row[ix as usize];
-                        let tap = &p.weight[((ci * k + ky) * k + kx) * cout..][..cout];
-                        for (a, &wt) in acc.iter_mut().zip(tap) {
-                            *a += v * wt;
+            let kx_lo = pad.saturating_sub(ox * p.stride[1]);
+            let kx_hi = k.min(w + pad - ox * p.stride[1]);
+            // SAFETY: taps are inside the image (bounds above), weights hold
+            // cin * k * k rows of cout, and ox < ow.
+            unsafe {
+                let mut acc = [_mm256_setzero_ps(); V];
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(p.bias.as_ptr().add(8 * v));
+                }
+                for ci in 0..cin {
+                    for ky in ky_lo..ky_hi {
+                        let iy = oy * p.stride[0] + ky - pad;
+                        for kx in kx_lo..kx_hi {
+                            let ix = ox * p.stride[1] + kx - pad;
+                            let x = _mm256_broadcast_ss(&*img.add((ci * h + iy) * w + ix));
+                            let tap = wt.add(((ci * k + ky) * k + kx) * cout);
+                            for (v, a) in acc.iter_mut().enumerate() {
+                                *a = _mm256_fmadd_ps(x, _mm256_loadu_ps(tap.add(8 * v)), *a);
+                            }
                         }
                     }
                 }
+                let dst = out_row.as_mut_ptr().add(ox * cout);
+                for (v, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
+                }
             }
-            p.act.apply_slice(acc);
         }
-    });
+    }
+}
+
+crate::multiversion!(fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) => stem_row_body);
+
+/// One output row: for each pixel, bias plus one `out_channels` vector per
+/// in-bounds tap, then the activation.
+#[inline(always)]
+fn stem_row_body<F: Fma>(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+    let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
+    let pad = (k - 1) / 2;
+    let ow = out_row.len() / cout;
+    let ky_lo = pad.saturating_sub(oy * p.stride[0]);
+    let ky_hi = k.min(h + pad - oy * p.stride[0]);
+    for ox in 0..ow {
+        let kx_lo = pad.saturating_sub(ox * p.stride[1]);
+        let kx_hi = k.min(w + pad - ox * p.stride[1]);
+        let acc = &mut out_row[ox * cout..(ox + 1) * cout];
+        acc.copy_from_slice(&p.bias);
+        for ci in 0..cin {
+            for ky in ky_lo..ky_hi {
+                let iy = oy * p.stride[0] + ky - pad;
+                let in_row = &image[(ci * h + iy) * w..][..w];
+                for kx in kx_lo..kx_hi {
+                    let v = in_row[ox * p.stride[1] + kx - pad];
+                    let tap = &p.weight[((ci * k + ky) * k + kx) * cout..][..cout];
+                    for (a, &wt) in acc.iter_mut().zip(tap) {
+                        *a = F::mul_add(v, wt, *a);
+                    }
+                }
+            }
+        }
+        p.act.apply_slice(acc);
+    }
 }
 
 /// Reference dense convolution in PaddleClas layouts: NCHW input, `[out, in,

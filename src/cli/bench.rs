@@ -1,0 +1,154 @@
+//! `lcnet bench`: time the forward pass (and, given images, preprocessing)
+//! on this machine.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use lcnet_zoo::lcnet_core::ndarray::Array4;
+use lcnet_zoo::lcnet_core::{Checkpoint, Workspace};
+use serde_json::json;
+
+use super::images;
+
+/// Arguments of `lcnet bench`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    lcnet bench --model pplcnet_x1_0                      # random weights, 224x224, batch 1, all cores\n  \
+    lcnet bench --model x2_5 --batch 8 --threads 2 --json\n  \
+    lcnet bench --weights doc_ori.safetensors --images examples/pages   # also times preprocessing")]
+pub struct Args {
+    /// Architecture or preset to time (random weights unless the preset embeds some).
+    #[arg(long, short, default_value = "pplcnet_x1_0")]
+    model: String,
+    /// Time this checkpoint instead (its architecture is inferred).
+    #[arg(long, short)]
+    weights: Option<PathBuf>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Input size HxW (default: the model's, 224x224).
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(usize, usize)>,
+    /// Timed forward passes (after warm-up).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    iters: u32,
+    /// Untimed forward passes first.
+    #[arg(long, default_value_t = 5)]
+    warmup: u32,
+    /// Also time decoding + preprocessing of these images (files or folders).
+    #[arg(long, num_args = 1..)]
+    images: Vec<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let (h, w) = s.split_once(['x', 'X']).ok_or("expected HxW, e.g. 224x224")?;
+    let (h, w) = (h.parse::<usize>().map_err(|e| e.to_string())?, w.parse::<usize>().map_err(|e| e.to_string())?);
+    if h == 0 || w == 0 {
+        return Err("height and width must be at least 1".into());
+    }
+    Ok((h, w))
+}
+
+/// Median, minimum and 90th percentile of `times`, in milliseconds.
+fn stats(times: &mut [Duration]) -> (f64, f64, f64) {
+    times.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let n = times.len();
+    let median = if n % 2 == 1 { ms(times[n / 2]) } else { (ms(times[n / 2 - 1]) + ms(times[n / 2])) / 2.0 };
+    (median, ms(times[0]), ms(times[((n * 9).div_ceil(10)).clamp(1, n) - 1]))
+}
+
+/// Runs the benchmark and prints the result.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    super::set_threads(args.threads)?;
+    let (net, source) = match &args.weights {
+        Some(path) => {
+            let mut ck = Checkpoint::open(path)?;
+            (lcnet_zoo::load(&mut ck, None)?, path.display().to_string())
+        }
+        None => {
+            let preset = lcnet_zoo::presets::find(&args.model)?;
+            match preset.weights {
+                Some(bytes) => {
+                    let mut ck = Checkpoint::from_static(preset.name, bytes)?;
+                    (lcnet_zoo::load(&mut ck, Some(preset.model))?, format!("embedded {}", preset.name))
+                }
+                None => {
+                    let variant = lcnet_zoo::find(preset.model)?;
+                    let mut ck = lcnet_zoo::random_checkpoint(variant, variant.classes, 0)?;
+                    (lcnet_zoo::load(&mut ck, Some(variant.name))?, "random weights".to_string())
+                }
+            }
+        }
+    };
+    let variant = net.variant();
+    let (h, w) = args.size.unwrap_or((variant.input[1], variant.input[2]));
+    let batch = args.batch as usize;
+
+    // Preprocessing is timed separately, per image, when images are given.
+    let mut preprocess_ms = None;
+    if !args.images.is_empty() {
+        let (files, failed) = images::collect(&args.images);
+        if let Some((path, why)) = failed.first() {
+            bail!("{}: {why}", path.display());
+        }
+        let classifier = lcnet_zoo::Classifier::open(Some(&args.model), args.weights.as_deref())
+            .or_else(|_| lcnet_zoo::Classifier::open(None, args.weights.as_deref()))?;
+        let mut out = vec![0.0; classifier.input_len()];
+        let mut times = Vec::new();
+        for path in files.iter().cycle().take(files.len().max(10)) {
+            let start = Instant::now();
+            let image = images::decode(path, true).with_context(|| path.display().to_string())?;
+            classifier.preprocess_into(&image, &mut out)?;
+            times.push(start.elapsed());
+        }
+        preprocess_ms = Some(stats(&mut times).0);
+    }
+
+    // A fixed pseudo-random input: values do not change the work done.
+    let input = Array4::from_shape_fn((batch, 3, h, w), |(n, c, y, x)| (((n * 7 + c * 13 + y * 3 + x) % 17) as f32 - 8.0) / 4.0);
+    let mut ws = Workspace::new();
+    for _ in 0..args.warmup {
+        net.forward(input.view(), &mut ws)?;
+    }
+    let mut times = Vec::with_capacity(args.iters as usize);
+    for _ in 0..args.iters {
+        let start = Instant::now();
+        let logits = net.forward(input.view(), &mut ws)?;
+        times.push(start.elapsed());
+        std::hint::black_box(logits);
+    }
+    let (median, min, p90) = stats(&mut times);
+    let threads = rayon::current_num_threads();
+    let images_per_s = batch as f64 / (median / 1e3);
+    if args.json {
+        let mut out = json!({
+            "model": variant.name, "weights": source, "batch": batch, "threads": threads, "size": [h, w],
+            "iters": args.iters, "median_ms": median, "min_ms": min, "p90_ms": p90,
+            "ms_per_image": median / batch as f64, "images_per_s": images_per_s,
+            "isa": lcnet_zoo::lcnet_core::kernels::isa().name(),
+        });
+        if let Some(p) = preprocess_ms {
+            out["preprocess_ms_per_image"] = json!(p);
+        }
+        println!("{out}");
+    } else {
+        println!(
+            "{} ({source}), batch {batch}, {h}x{w}, {threads} thread(s), ISA {}: median {median:.3} ms, min {min:.3} ms, p90 {p90:.3} ms per batch; {:.3} ms/image, {images_per_s:.1} images/s",
+            variant.name,
+            lcnet_zoo::lcnet_core::kernels::isa().name(),
+            median / batch as f64
+        );
+        if let Some(p) = preprocess_ms {
+            println!("preprocessing (decode + resize + crop + normalise): {p:.3} ms/image");
+        }
+    }
+    Ok(())
+}
