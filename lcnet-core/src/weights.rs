@@ -200,7 +200,11 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 /// in the same folder, then a rename), so a failed write never leaves a half
 /// file behind. The header's keys are sorted and the data follows in name
 /// order, so the same tensors always give the same bytes.
-pub fn save_f32(path: &Path, tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<String, String>) -> Result<()> {
+pub fn save_f32(
+    path: &Path,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: &BTreeMap<String, String>,
+) -> Result<()> {
     write_atomically(path, &to_bytes(tensors, metadata)?)
 }
 

@@ -46,7 +46,9 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
     let mut rng = Rng::new(2);
     for k in [3, 5] {
         for stride in [[1, 1], [2, 2], [2, 1], [1, 2]] {
-            for &(n, c, h, w) in &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15), (1, 77, 6, 5)] {
+            for &(n, c, h, w) in
+                &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15), (1, 77, 6, 5)]
+            {
                 let shape = [n, c, h, w];
                 let x = rng.vec(n * c * h * w, 2.0);
                 let wt = rng.vec(c * k * k, 0.5);
@@ -109,10 +111,12 @@ fn squeeze_excite_matches_reference() {
             expand_bias: rng.vec(c, 1.0),
         };
         let want = se::reference(&x, shape, &p);
-        let mut got = to_nhwc(&x, shape);
-        let mut scratch = vec![0.0; n * p.scratch_per_image()];
-        se::run(&p, &mut got, n, h * w, &mut scratch);
-        assert_close(&to_nchw(&got, shape), &want, ATOL, RTOL, &format!("se {shape:?} mid {mid}"));
+        for isa in Isa::all_supported() {
+            let mut got = to_nhwc(&x, shape);
+            let mut scratch = vec![0.0; n * p.scratch_per_image()];
+            se::run_isa(isa, &p, &mut got, n, h * w, &mut scratch);
+            assert_close(&to_nchw(&got, shape), &want, ATOL, RTOL, &format!("{isa:?} se {shape:?} mid {mid}"));
+        }
     }
 }
 
@@ -142,9 +146,11 @@ fn head_matches_reference_with_dropout_folded() {
             fc: fc.iter().map(|v| v * 0.8).collect(),
             fc_bias,
         };
-        let mut scratch = vec![0.0; n * p.scratch_per_image()];
-        let mut got = vec![f32::NAN; n * classes];
-        head::run(&p, &to_nhwc(&x, shape), n, h * w, &mut scratch, &mut got);
-        assert_close(&got, &want, 1e-4, 1e-4, &format!("head {shape:?} -> {hidden} -> {classes}"));
+        for isa in Isa::all_supported() {
+            let mut scratch = vec![0.0; n * p.scratch_per_image()];
+            let mut got = vec![f32::NAN; n * classes];
+            head::run_isa(isa, &p, &to_nhwc(&x, shape), n, h * w, &mut scratch, &mut got);
+            assert_close(&got, &want, 1e-4, 1e-4, &format!("{isa:?} head {shape:?} -> {hidden} -> {classes}"));
+        }
     }
 }

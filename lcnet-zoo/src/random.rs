@@ -38,18 +38,30 @@ pub fn random_checkpoint(variant: &VariantInfo, classes: usize, seed: u64) -> Re
             }
             LayerKind::HeadConv => {
                 let shape = vec![c, l.in_channels, 1, 1];
-                tensors.push((format!("{}.weight", l.name), shape.clone(), normal(&shape, (2.0 / l.in_channels as f32).sqrt())));
+                tensors.push((
+                    format!("{}.weight", l.name),
+                    shape.clone(),
+                    normal(&shape, (2.0 / l.in_channels as f32).sqrt()),
+                ));
             }
             LayerKind::Fc => {
                 let shape = vec![l.in_channels, classes];
-                tensors.push((format!("{}.weight", l.name), shape.clone(), normal(&shape, (1.0 / l.in_channels as f32).sqrt())));
+                tensors.push((
+                    format!("{}.weight", l.name),
+                    shape.clone(),
+                    normal(&shape, (1.0 / l.in_channels as f32).sqrt()),
+                ));
                 tensors.push((format!("{}.bias", l.name), vec![classes], vec![0.0; classes]));
             }
         }
     }
-    let views: Vec<(&str, Vec<usize>, &[f32])> = tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
     let meta = BTreeMap::from([("model".to_string(), variant.name.to_string())]);
-    Checkpoint::from_vec(&format!("<random {} weights, seed {seed}>", variant.name), lcnet_core::weights::to_bytes(&views, &meta)?)
+    Checkpoint::from_vec(
+        &format!("<random {} weights, seed {seed}>", variant.name),
+        lcnet_core::weights::to_bytes(&views, &meta)?,
+    )
 }
 
 /// SplitMix64 with a Box-Muller normal: small, deterministic, good enough for weights.

@@ -113,7 +113,9 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     }
 
     // A fixed pseudo-random input: values do not change the work done.
-    let input = Array4::from_shape_fn((batch, 3, h, w), |(n, c, y, x)| (((n * 7 + c * 13 + y * 3 + x) % 17) as f32 - 8.0) / 4.0);
+    let input = Array4::from_shape_fn((batch, 3, h, w), |(n, c, y, x)| {
+        (((n * 7 + c * 13 + y * 3 + x) % 17) as f32 - 8.0) / 4.0
+    });
     let mut ws = Workspace::new();
     for _ in 0..args.warmup {
         net.forward(input.view(), &mut ws)?;

@@ -73,14 +73,32 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
     });
 }
 
-/// Hand-vectorised rows: channel blocks of 32 (four 8-lane accumulators in
-/// registers across every tap), then single vectors, then scalar lanes.
+/// Hand-vectorised rows. Channel blocks of 32, 16 or 8 lanes; within a
+/// block, 2, 4 or 8 neighbouring output pixels at once, so that 8
+/// independent accumulator vectors hide the FMA latency and each weight
+/// vector loaded serves several pixels. Border pixels (taps in the padding)
+/// go one at a time.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
 
     use super::DwWeights;
     use crate::kernels::simd::avx2::act;
+
+    /// Geometry of one output row.
+    struct Row {
+        img: *const f32,
+        wt: *const f32,
+        bias: *const f32,
+        out: *mut f32,
+        c: usize,
+        k: usize,
+        w: usize,
+        sx: usize,
+        pad: usize,
+        iy0: usize,
+        ky: (usize, usize),
+    }
 
     /// One output row of an NHWC image.
     ///
@@ -92,73 +110,131 @@ mod avx2 {
         let k = p.kernel;
         let pad = (k - 1) / 2;
         let ow = out_row.len() / c;
-        let ky_lo = pad.saturating_sub(oy * p.stride[0]);
-        let ky_hi = k.min(h + pad - oy * p.stride[0]);
         assert!(image.len() >= h * w * c && p.weight.len() == k * k * c && out_row.len() == ow * c);
-        let (img, wt, bias, out) = (image.as_ptr(), p.weight.as_ptr(), p.bias.as_ptr(), out_row.as_mut_ptr());
-        // Channel blocks outermost: a block's k*k weights stay in L1 along the row.
+        let ky = (pad.saturating_sub(oy * p.stride[0]), k.min(h + pad - oy * p.stride[0]));
+        let row = Row {
+            img: image.as_ptr(),
+            wt: p.weight.as_ptr(),
+            bias: p.bias.as_ptr(),
+            out: out_row.as_mut_ptr(),
+            c,
+            k,
+            w,
+            sx: p.stride[1],
+            pad,
+            // The input row of kernel row 0 (before subtracting the padding).
+            iy0: oy * p.stride[0],
+            ky,
+        };
+        let kx = |ox: usize| (pad.saturating_sub(ox * p.stride[1]), k.min(w + pad - ox * p.stride[1]));
         let mut c0 = 0;
         while c0 < c {
-            let lanes = if c - c0 >= 32 { 32 } else if c - c0 >= 8 { 8 } else { c - c0 };
-            for ox in 0..ow {
-                let kx_lo = pad.saturating_sub(ox * p.stride[1]);
-                let kx_hi = k.min(w + pad - ox * p.stride[1]);
-                // SAFETY: iy < h, ix < w (tap bounds above), c0 + lanes <= c, ox < ow:
-                // every offset is inside `image`, `weight`, `bias` and `out_row`.
-                unsafe {
-                    let dst = out.add(ox * c + c0);
-                    match lanes {
-                        32 => {
-                            let mut acc = [
-                                _mm256_loadu_ps(bias.add(c0)),
-                                _mm256_loadu_ps(bias.add(c0 + 8)),
-                                _mm256_loadu_ps(bias.add(c0 + 16)),
-                                _mm256_loadu_ps(bias.add(c0 + 24)),
-                            ];
-                            for ky in ky_lo..ky_hi {
-                                let iy = oy * p.stride[0] + ky - pad;
-                                for kx in kx_lo..kx_hi {
-                                    let ix = ox * p.stride[1] + kx - pad;
-                                    let x = img.add((iy * w + ix) * c + c0);
-                                    let wv = wt.add((ky * k + kx) * c + c0);
-                                    for (v, a) in acc.iter_mut().enumerate() {
-                                        *a = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8 * v)), _mm256_loadu_ps(wv.add(8 * v)), *a);
-                                    }
-                                }
-                            }
-                            for (v, a) in acc.iter().enumerate() {
-                                _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
-                            }
-                        }
-                        8 => {
-                            let mut a = _mm256_loadu_ps(bias.add(c0));
-                            for ky in ky_lo..ky_hi {
-                                let iy = oy * p.stride[0] + ky - pad;
-                                for kx in kx_lo..kx_hi {
-                                    let ix = ox * p.stride[1] + kx - pad;
-                                    let x = _mm256_loadu_ps(img.add((iy * w + ix) * c + c0));
-                                    a = _mm256_fmadd_ps(x, _mm256_loadu_ps(wt.add((ky * k + kx) * c + c0)), a);
-                                }
-                            }
-                            _mm256_storeu_ps(dst, act(a, p.act));
-                        }
-                        _ => {
-                            for l in 0..lanes {
-                                let mut a = *bias.add(c0 + l);
-                                for ky in ky_lo..ky_hi {
-                                    let iy = oy * p.stride[0] + ky - pad;
-                                    for kx in kx_lo..kx_hi {
-                                        let ix = ox * p.stride[1] + kx - pad;
-                                        a = (*img.add((iy * w + ix) * c + c0 + l)).mul_add(*wt.add((ky * k + kx) * c + c0 + l), a);
-                                    }
-                                }
-                                *dst.add(l) = p.act.apply(a);
-                            }
+            let left = c - c0;
+            // SAFETY: every block stays inside the channels (c0 + lanes <= c),
+            // pixels inside the row (ox + P <= ow) and taps inside the image.
+            unsafe {
+                if left >= 32 {
+                    sweep::<4, 2>(&row, c0, ow, &kx, p);
+                    c0 += 32;
+                } else if left >= 16 {
+                    sweep::<2, 4>(&row, c0, ow, &kx, p);
+                    c0 += 16;
+                } else if left >= 8 {
+                    sweep::<1, 8>(&row, c0, ow, &kx, p);
+                    c0 += 8;
+                } else {
+                    for ox in 0..ow {
+                        scalar_lanes(&row, c0, left, ox, kx(ox), p);
+                    }
+                    c0 = c;
+                }
+            }
+        }
+    }
+
+    /// Every output pixel of the row for channels `c0 .. c0 + 8 V`.
+    #[inline(always)]
+    unsafe fn sweep<const V: usize, const P: usize>(
+        row: &Row,
+        c0: usize,
+        ow: usize,
+        kx: &impl Fn(usize) -> (usize, usize),
+        p: &DwWeights,
+    ) {
+        let mut ox = 0;
+        while ox < ow {
+            let (lo, hi) = kx(ox);
+            // A group of P pixels with every tap inside the image.
+            // SAFETY: forwarded; the group check keeps all P pixels in bounds.
+            unsafe {
+                if lo == 0 && ox + P <= ow && kx(ox + P - 1) == (0, row.k) && hi == row.k {
+                    pixels::<V, P>(row, c0, ox, (0, row.k), p);
+                    ox += P;
+                } else {
+                    pixels::<V, 1>(row, c0, ox, (lo, hi), p);
+                    ox += 1;
+                }
+            }
+        }
+    }
+
+    /// `P` output pixels from `ox`, all with kernel columns `kx`, `8 V` channels.
+    #[inline(always)]
+    unsafe fn pixels<const V: usize, const P: usize>(
+        row: &Row,
+        c0: usize,
+        ox: usize,
+        kx: (usize, usize),
+        p: &DwWeights,
+    ) {
+        // SAFETY: the caller keeps every offset in bounds.
+        unsafe {
+            let mut acc = [[_mm256_setzero_ps(); V]; P];
+            for px in acc.iter_mut() {
+                for (v, a) in px.iter_mut().enumerate() {
+                    *a = _mm256_loadu_ps(row.bias.add(c0 + 8 * v));
+                }
+            }
+            for ky in row.ky.0..row.ky.1 {
+                let iy = row.iy0 + ky - row.pad;
+                for kxx in kx.0..kx.1 {
+                    let wv = row.wt.add((ky * row.k + kxx) * row.c + c0);
+                    let weights: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wv.add(8 * v)));
+                    for (j, px) in acc.iter_mut().enumerate() {
+                        let ix = (ox + j) * row.sx + kxx - row.pad;
+                        let x = row.img.add((iy * row.w + ix) * row.c + c0);
+                        for (v, a) in px.iter_mut().enumerate() {
+                            *a = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8 * v)), weights[v], *a);
                         }
                     }
                 }
             }
-            c0 += lanes;
+            for (j, px) in acc.iter().enumerate() {
+                let dst = row.out.add((ox + j) * row.c + c0);
+                for (v, a) in px.iter().enumerate() {
+                    _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
+                }
+            }
+        }
+    }
+
+    /// The last `lanes < 8` channels of one pixel, one at a time.
+    #[inline(always)]
+    unsafe fn scalar_lanes(row: &Row, c0: usize, lanes: usize, ox: usize, kx: (usize, usize), p: &DwWeights) {
+        // SAFETY: the caller keeps every offset in bounds.
+        unsafe {
+            for l in 0..lanes {
+                let mut a = *row.bias.add(c0 + l);
+                for ky in row.ky.0..row.ky.1 {
+                    let iy = row.iy0 + ky - row.pad;
+                    for kxx in kx.0..kx.1 {
+                        let ix = ox * row.sx + kxx - row.pad;
+                        let x = *row.img.add((iy * row.w + ix) * row.c + c0 + l);
+                        a = x.mul_add(*row.wt.add((ky * row.k + kxx) * row.c + c0 + l), a);
+                    }
+                }
+                *row.out.add(ox * row.c + c0 + l) = p.act.apply(a);
+            }
         }
     }
 }

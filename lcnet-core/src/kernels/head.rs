@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::Activation;
+use super::dispatch::Fma;
+use super::{isa, Activation, Isa};
 
 /// Weights of the head.
 #[derive(Debug, Clone)]
@@ -43,47 +44,67 @@ impl HeadWeights {
 /// Runs the head on `batch` NHWC images of `pixels` pixels; writes `batch x
 /// classes` logits.
 pub fn run(p: &HeadWeights, x: &[f32], batch: usize, pixels: usize, scratch: &mut [f32], logits: &mut [f32]) {
-    let (c, hidden, classes) = (p.in_channels, p.hidden, p.classes());
-    debug_assert_eq!(x.len(), batch * pixels * c);
-    debug_assert_eq!(logits.len(), batch * classes);
-    debug_assert_eq!(scratch.len(), batch * p.scratch_per_image());
+    run_isa(isa(), p, x, batch, pixels, scratch, logits)
+}
+
+/// [`run`] on a given ISA (tests force each one).
+#[allow(clippy::too_many_arguments)]
+pub fn run_isa(
+    isa: Isa,
+    p: &HeadWeights,
+    x: &[f32],
+    batch: usize,
+    pixels: usize,
+    scratch: &mut [f32],
+    logits: &mut [f32],
+) {
+    let (c, classes) = (p.in_channels, p.classes());
+    assert_eq!(x.len(), batch * pixels * c, "head input size");
+    assert_eq!(logits.len(), batch * classes, "head output size");
+    assert_eq!(scratch.len(), batch * p.scratch_per_image(), "head scratch size");
     logits
         .par_chunks_mut(classes)
         .zip(x.par_chunks(pixels * c))
         .zip(scratch.par_chunks_mut(p.scratch_per_image()))
-        .for_each(|((logits, image), scratch)| {
-            let (pooled, features) = scratch.split_at_mut(c);
-            pooled.fill(0.0);
-            for pixel in image.chunks_exact(c) {
-                for (s, &v) in pooled.iter_mut().zip(pixel) {
-                    *s += v;
-                }
+        .for_each(|((logits, image), scratch)| head_image(isa, p, image, pixels, scratch, logits));
+}
+
+crate::multiversion!(fn head_image(p: &HeadWeights, image: &[f32], pixels: usize, scratch: &mut [f32], logits: &mut [f32]) => head_image_body);
+
+#[inline(always)]
+fn head_image_body<F: Fma>(p: &HeadWeights, image: &[f32], pixels: usize, scratch: &mut [f32], logits: &mut [f32]) {
+    let (c, hidden, classes) = (p.in_channels, p.hidden, p.classes());
+    let (pooled, features) = scratch.split_at_mut(c);
+    pooled.fill(0.0);
+    for pixel in image.chunks_exact(c) {
+        for (s, &v) in pooled.iter_mut().zip(pixel) {
+            *s += v;
+        }
+    }
+    let inv = 1.0 / pixels as f32;
+    pooled.iter_mut().for_each(|s| *s *= inv);
+    let features: &[f32] = if p.conv.is_empty() {
+        pooled
+    } else {
+        if p.conv_bias.is_empty() {
+            features.fill(0.0);
+        } else {
+            features.copy_from_slice(&p.conv_bias);
+        }
+        for (ci, &v) in pooled.iter().enumerate() {
+            for (f, &wt) in features.iter_mut().zip(&p.conv[ci * hidden..][..hidden]) {
+                *f = F::mul_add(v, wt, *f);
             }
-            let inv = 1.0 / pixels as f32;
-            pooled.iter_mut().for_each(|s| *s *= inv);
-            let features: &[f32] = if p.conv.is_empty() {
-                pooled
-            } else {
-                if p.conv_bias.is_empty() {
-                    features.fill(0.0);
-                } else {
-                    features.copy_from_slice(&p.conv_bias);
-                }
-                for (ci, &v) in pooled.iter().enumerate() {
-                    for (f, &wt) in features.iter_mut().zip(&p.conv[ci * hidden..][..hidden]) {
-                        *f += v * wt;
-                    }
-                }
-                p.act.apply_slice(features);
-                features
-            };
-            logits.copy_from_slice(&p.fc_bias);
-            for (j, &f) in features.iter().enumerate() {
-                for (l, &wt) in logits.iter_mut().zip(&p.fc[j * classes..][..classes]) {
-                    *l += f * wt;
-                }
-            }
-        });
+        }
+        p.act.apply_slice(features);
+        features
+    };
+    logits.copy_from_slice(&p.fc_bias);
+    for (j, &f) in features.iter().enumerate() {
+        for (l, &wt) in logits.iter_mut().zip(&p.fc[j * classes..][..classes]) {
+            *l = F::mul_add(f, wt, *l);
+        }
+    }
 }
 
 /// Reference head on an NCHW tensor. `last_conv` is `[hidden, in]` (or empty),

@@ -5,7 +5,8 @@
 
 use rayon::prelude::*;
 
-use super::hard_sigmoid;
+use super::dispatch::Fma;
+use super::{hard_sigmoid, isa, Isa};
 
 /// Weights of one SE module.
 #[derive(Debug, Clone)]
@@ -40,36 +41,50 @@ impl SeWeights {
 /// Rescales `batch` NHWC images of `pixels` pixels in place. `scratch` holds
 /// `batch * p.scratch_per_image()` values.
 pub fn run(p: &SeWeights, x: &mut [f32], batch: usize, pixels: usize, scratch: &mut [f32]) {
+    run_isa(isa(), p, x, batch, pixels, scratch)
+}
+
+/// [`run`] on a given ISA (tests force each one).
+pub fn run_isa(isa: Isa, p: &SeWeights, x: &mut [f32], batch: usize, pixels: usize, scratch: &mut [f32]) {
+    let c = p.channels();
+    assert_eq!(x.len(), batch * pixels * c, "SE input size");
+    assert_eq!(scratch.len(), batch * p.scratch_per_image(), "SE scratch size");
+    x.par_chunks_mut(pixels * c)
+        .zip(scratch.par_chunks_mut(p.scratch_per_image()))
+        .for_each(|(image, scratch)| se_image(isa, p, image, scratch));
+}
+
+crate::multiversion!(fn se_image(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) => se_image_body);
+
+#[inline(always)]
+fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) {
     let (c, mid) = (p.channels(), p.mid());
-    debug_assert_eq!(x.len(), batch * pixels * c);
-    debug_assert_eq!(scratch.len(), batch * p.scratch_per_image());
-    x.par_chunks_mut(pixels * c).zip(scratch.par_chunks_mut(p.scratch_per_image())).for_each(|(image, scratch)| {
-        let (pooled, rest) = scratch.split_at_mut(c);
-        let (hidden, scale) = rest.split_at_mut(mid);
-        pooled.fill(0.0);
-        for pixel in image.chunks_exact(c) {
-            for (s, &v) in pooled.iter_mut().zip(pixel) {
-                *s += v;
-            }
+    let pixels = image.len() / c;
+    let (pooled, rest) = scratch.split_at_mut(c);
+    let (hidden, scale) = rest.split_at_mut(mid);
+    pooled.fill(0.0);
+    for pixel in image.chunks_exact(c) {
+        for (s, &v) in pooled.iter_mut().zip(pixel) {
+            *s += v;
         }
-        let inv = 1.0 / pixels as f32;
-        pooled.iter_mut().for_each(|s| *s *= inv);
-        for (j, h) in hidden.iter_mut().enumerate() {
-            let row = &p.reduce[j * c..][..c];
-            let dot: f32 = row.iter().zip(pooled.iter()).map(|(a, b)| a * b).sum();
-            *h = (dot + p.reduce_bias[j]).max(0.0);
+    }
+    let inv = 1.0 / pixels as f32;
+    pooled.iter_mut().for_each(|s| *s *= inv);
+    for (j, h) in hidden.iter_mut().enumerate() {
+        let row = &p.reduce[j * c..][..c];
+        let dot = row.iter().zip(pooled.iter()).fold(0.0, |acc, (&a, &b)| F::mul_add(a, b, acc));
+        *h = (dot + p.reduce_bias[j]).max(0.0);
+    }
+    for (ch, s) in scale.iter_mut().enumerate() {
+        let row = &p.expand[ch * mid..][..mid];
+        let dot = row.iter().zip(hidden.iter()).fold(0.0, |acc, (&a, &b)| F::mul_add(a, b, acc));
+        *s = hard_sigmoid(dot + p.expand_bias[ch]);
+    }
+    for pixel in image.chunks_exact_mut(c) {
+        for (v, &s) in pixel.iter_mut().zip(scale.iter()) {
+            *v *= s;
         }
-        for (ch, s) in scale.iter_mut().enumerate() {
-            let row = &p.expand[ch * mid..][..mid];
-            let dot: f32 = row.iter().zip(hidden.iter()).map(|(a, b)| a * b).sum();
-            *s = hard_sigmoid(dot + p.expand_bias[ch]);
-        }
-        for pixel in image.chunks_exact_mut(c) {
-            for (v, &s) in pixel.iter_mut().zip(scale.iter()) {
-                *v *= s;
-            }
-        }
-    });
+    }
 }
 
 /// Reference SE on an NCHW tensor (returns the rescaled copy). The test

@@ -96,55 +96,94 @@ mod avx2 {
     /// The CPU must support AVX2 and FMA; `out_channels` is a multiple of 8, at most 64.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
-        // SAFETY: forwarded from the caller.
+        // SAFETY: forwarded from the caller. `P` pixels at once keep about 8
+        // independent accumulator vectors in flight.
         unsafe {
             match p.out_channels / 8 {
-                1 => row::<1>(p, image, h, w, oy, out_row),
-                2 => row::<2>(p, image, h, w, oy, out_row),
-                3 => row::<3>(p, image, h, w, oy, out_row),
-                4 => row::<4>(p, image, h, w, oy, out_row),
-                5 => row::<5>(p, image, h, w, oy, out_row),
-                6 => row::<6>(p, image, h, w, oy, out_row),
-                7 => row::<7>(p, image, h, w, oy, out_row),
-                _ => row::<8>(p, image, h, w, oy, out_row),
+                1 => row::<1, 8>(p, image, h, w, oy, out_row),
+                2 => row::<2, 4>(p, image, h, w, oy, out_row),
+                3 => row::<3, 2>(p, image, h, w, oy, out_row),
+                4 => row::<4, 2>(p, image, h, w, oy, out_row),
+                5 => row::<5, 1>(p, image, h, w, oy, out_row),
+                6 => row::<6, 1>(p, image, h, w, oy, out_row),
+                7 => row::<7, 1>(p, image, h, w, oy, out_row),
+                _ => row::<8, 1>(p, image, h, w, oy, out_row),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn row<const V: usize>(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
-        let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
-        assert!(cout == 8 * V && image.len() >= cin * h * w && p.weight.len() == cin * k * k * cout);
+    unsafe fn row<const V: usize, const P: usize>(
+        p: &StemWeights,
+        image: &[f32],
+        h: usize,
+        w: usize,
+        oy: usize,
+        out_row: &mut [f32],
+    ) {
+        let (k, cout) = (p.kernel, p.out_channels);
+        assert!(
+            cout == 8 * V && image.len() >= p.in_channels * h * w && p.weight.len() == p.in_channels * k * k * cout
+        );
         let pad = (k - 1) / 2;
         let ow = out_row.len() / cout;
+        let kx = |ox: usize| (pad.saturating_sub(ox * p.stride[1]), k.min(w + pad - ox * p.stride[1]));
+        let mut ox = 0;
+        while ox < ow {
+            // SAFETY: taps inside the image, pixels inside the row (group check).
+            unsafe {
+                if ox + P <= ow && kx(ox) == (0, k) && kx(ox + P - 1) == (0, k) {
+                    pixels::<V, P>(p, image, h, w, oy, ox, (0, k), out_row);
+                    ox += P;
+                } else {
+                    pixels::<V, 1>(p, image, h, w, oy, ox, kx(ox), out_row);
+                    ox += 1;
+                }
+            }
+        }
+    }
+
+    /// `P` pixels from `ox` sharing kernel columns `kx`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn pixels<const V: usize, const P: usize>(
+        p: &StemWeights,
+        image: &[f32],
+        h: usize,
+        w: usize,
+        oy: usize,
+        ox: usize,
+        kx: (usize, usize),
+        out_row: &mut [f32],
+    ) {
+        let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
+        let pad = (k - 1) / 2;
         let ky_lo = pad.saturating_sub(oy * p.stride[0]);
         let ky_hi = k.min(h + pad - oy * p.stride[0]);
         let (img, wt) = (image.as_ptr(), p.weight.as_ptr());
-        for ox in 0..ow {
-            let kx_lo = pad.saturating_sub(ox * p.stride[1]);
-            let kx_hi = k.min(w + pad - ox * p.stride[1]);
-            // SAFETY: taps are inside the image (bounds above), weights hold
-            // cin * k * k rows of cout, and ox < ow.
-            unsafe {
-                let mut acc = [_mm256_setzero_ps(); V];
-                for (v, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(p.bias.as_ptr().add(8 * v));
-                }
-                for ci in 0..cin {
-                    for ky in ky_lo..ky_hi {
-                        let iy = oy * p.stride[0] + ky - pad;
-                        for kx in kx_lo..kx_hi {
-                            let ix = ox * p.stride[1] + kx - pad;
-                            let x = _mm256_broadcast_ss(&*img.add((ci * h + iy) * w + ix));
-                            let tap = wt.add(((ci * k + ky) * k + kx) * cout);
-                            for (v, a) in acc.iter_mut().enumerate() {
-                                *a = _mm256_fmadd_ps(x, _mm256_loadu_ps(tap.add(8 * v)), *a);
+        // SAFETY: the caller keeps every tap inside the image and every pixel in the row.
+        unsafe {
+            let bias: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(p.bias.as_ptr().add(8 * v)));
+            let mut acc = [bias; P];
+            for ci in 0..cin {
+                for ky in ky_lo..ky_hi {
+                    let iy = oy * p.stride[0] + ky - pad;
+                    let in_row = img.add((ci * h + iy) * w);
+                    for kxx in kx.0..kx.1 {
+                        let tap = wt.add(((ci * k + ky) * k + kxx) * cout);
+                        let weights: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(tap.add(8 * v)));
+                        for (j, px) in acc.iter_mut().enumerate() {
+                            let x = _mm256_broadcast_ss(&*in_row.add((ox + j) * p.stride[1] + kxx - pad));
+                            for (v, a) in px.iter_mut().enumerate() {
+                                *a = _mm256_fmadd_ps(x, weights[v], *a);
                             }
                         }
                     }
                 }
-                let dst = out_row.as_mut_ptr().add(ox * cout);
-                for (v, a) in acc.iter().enumerate() {
+            }
+            for (j, px) in acc.iter().enumerate() {
+                let dst = out_row.as_mut_ptr().add((ox + j) * cout);
+                for (v, a) in px.iter().enumerate() {
                     _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
                 }
             }
