@@ -73,7 +73,7 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a tier the CPU supports; AVX-512 implies AVX2 + FMA.
-            Isa::Avx2 | Isa::Avx512 if p.out_channels % 8 == 0 && p.out_channels <= 64 => unsafe {
+            Isa::Avx2 | Isa::Avx512 if p.out_channels.is_multiple_of(8) && p.out_channels <= 64 => unsafe {
                 avx2::stem_row(p, image, h, w, oy, out_row)
             },
             _ => stem_row(isa, p, image, h, w, oy, out_row),
