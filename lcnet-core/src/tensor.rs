@@ -73,6 +73,7 @@ pub struct Workspace {
     free: Vec<Vec<f32>>,
     scratch: Vec<f32>,
     recorded: Option<Vec<(String, Array4<f32>)>>,
+    timings: Option<Vec<(String, std::time::Instant)>>,
 }
 
 impl Workspace {
@@ -130,9 +131,29 @@ impl Workspace {
     /// Called by generated code at the end of each stage; keeps a copy only when
     /// [`record_stages`](Self::record_stages) was called.
     pub fn record<const C: usize>(&mut self, stage: &str, x: &FeatureMap<C>) {
+        if let Some(times) = &mut self.timings {
+            times.push((stage.to_string(), std::time::Instant::now()));
+        }
         if let Some(rec) = &mut self.recorded {
             rec.push((stage.to_string(), x.to_nchw()));
         }
+    }
+
+    /// Starts noting when each stage ends (see [`stage_times`](Self::stage_times)).
+    pub fn time_stages(&mut self) {
+        self.timings = Some(Vec::new());
+    }
+
+    /// Milliseconds spent in each stage since `start` (the forward pass's
+    /// start), in network order; clears the notes.
+    pub fn stage_times(&mut self, start: std::time::Instant) -> Vec<(String, f64)> {
+        let mut prev = start;
+        let mut out = Vec::new();
+        for (stage, t) in self.timings.iter_mut().flat_map(|t| t.drain(..)) {
+            out.push((stage, t.duration_since(prev).as_secs_f64() * 1e3));
+            prev = t;
+        }
+        out
     }
 
     /// The recorded stage outputs, in network order, and stops recording.

@@ -42,6 +42,9 @@ pub struct Args {
     /// Also time decoding + preprocessing of these images (files or folders).
     #[arg(long, num_args = 1..)]
     images: Vec<PathBuf>,
+    /// Also report the median time of each stage (stem, blocks2..blocks6, head).
+    #[arg(long)]
+    stages: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -120,13 +123,37 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     for _ in 0..args.warmup {
         net.forward(input.view(), &mut ws)?;
     }
+    if args.stages {
+        ws.time_stages();
+    }
     let mut times = Vec::with_capacity(args.iters as usize);
+    let mut stage_times: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..args.iters {
         let start = Instant::now();
         let logits = net.forward(input.view(), &mut ws)?;
-        times.push(start.elapsed());
+        let end = Instant::now();
+        times.push(end - start);
         std::hint::black_box(logits);
+        if args.stages {
+            let mut stages = ws.stage_times(start);
+            let last = stages.last().map_or(0.0, |(_, _)| 0.0);
+            let done: f64 = stages.iter().map(|(_, ms)| ms).sum::<f64>() + last;
+            stages.push(("head".to_string(), (end - start).as_secs_f64() * 1e3 - done));
+            for (i, (name, ms)) in stages.into_iter().enumerate() {
+                if stage_times.len() <= i {
+                    stage_times.push((name, Vec::new()));
+                }
+                stage_times[i].1.push(ms);
+            }
+        }
     }
+    let stage_medians: Vec<(String, f64)> = stage_times
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by(f64::total_cmp);
+            (name, v[v.len() / 2])
+        })
+        .collect();
     let (median, min, p90) = stats(&mut times);
     let threads = rayon::current_num_threads();
     let images_per_s = batch as f64 / (median / 1e3);
@@ -140,6 +167,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Some(p) = preprocess_ms {
             out["preprocess_ms_per_image"] = json!(p);
         }
+        if args.stages {
+            out["stage_median_ms"] =
+                stage_medians.iter().map(|(n, ms)| (n.clone(), json!(ms))).collect::<serde_json::Map<_, _>>().into();
+        }
+        if let Some(kib) = peak_rss_kib() {
+            out["peak_rss_kib"] = json!(kib);
+        }
         println!("{out}");
     } else {
         println!(
@@ -151,6 +185,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Some(p) = preprocess_ms {
             println!("preprocessing (decode + resize + crop + normalise): {p:.3} ms/image");
         }
+        for (name, ms) in &stage_medians {
+            println!("  {name:<8} {ms:>8.3} ms");
+        }
     }
     Ok(())
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in KiB.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

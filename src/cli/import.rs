@@ -51,9 +51,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         args.model.display(),
         imported.variant.name,
         imported.classes,
-        imported.labels.as_ref().map(|l| format!(" ({})", l.join(", "))).unwrap_or_default(),
+        imported.labels.as_ref().map(|l| format!(" ({})", summary(l))).unwrap_or_default(),
         imported.tensors.len(),
         args.out.display()
     );
     Ok(())
+}
+
+/// The first few labels, for a one-line summary.
+fn summary(labels: &[String]) -> String {
+    let shown: Vec<&str> = labels.iter().take(4).map(String::as_str).collect();
+    let more = labels.len().saturating_sub(shown.len());
+    if more > 0 {
+        format!("{} | ... {more} more", shown.join(" | "))
+    } else {
+        shown.join(", ")
+    }
 }

@@ -78,10 +78,12 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
     });
 }
 
-/// Rows per rayon task: about two tasks per thread, whole register tiles.
+/// Rows per rayon task: one task per thread, whole register tiles. Each task
+/// streams every weight panel once per row block, so fewer, larger tasks
+/// read the weights fewer times (they dominate the traffic of the late,
+/// small-image layers).
 fn rows_per_task(pixels: usize) -> usize {
-    let tasks = 2 * rayon::current_num_threads();
-    pixels.div_ceil(tasks).next_multiple_of(MR).max(MR)
+    pixels.div_ceil(rayon::current_num_threads()).next_multiple_of(MR).max(MR)
 }
 
 /// Portable code over the same packed layout (the test oracle's twin and the
@@ -129,7 +131,14 @@ mod avx2 {
     use crate::kernels::simd::avx2::act;
     use crate::kernels::Activation;
 
-    /// All rows of `input` times every panel.
+    /// K per block: a panel's slice of `KC x NR` weights (16 KiB) stays in L1.
+    const KC: usize = 256;
+    /// Rows per block: an `MC x KC` slice of the input (252 KiB) stays in L2
+    /// while every panel passes over it; 252 rows cover a whole 14x14 or 7x7
+    /// image, so those layers read each weight panel once.
+    const MC: usize = 16 * MR;
+
+    /// All rows of `input` times every panel, blocked over K and M.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
@@ -137,64 +146,93 @@ mod avx2 {
     pub unsafe fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
-        for panel in 0..n.div_ceil(NR) {
-            let (b, bias) = p.panel(panel);
-            let cols = NR.min(n - panel * NR);
-            let mut r0 = 0;
-            while r0 < m {
-                let rows = MR.min(m - r0);
-                let a = &input[r0 * k..(r0 + rows) * k];
-                let c = &mut out[r0 * n + panel * NR..];
-                // SAFETY: `a` holds `rows` rows of `k`, `b` is `k x NR`, and `c`
-                // holds `rows - 1` full rows of `n` plus `cols` values (checked
-                // by the slicing above; `tile` writes nothing else).
-                unsafe {
-                    match rows {
-                        6 => tile::<6>(a, b, bias, c, k, n, cols, p.act),
-                        5 => tile::<5>(a, b, bias, c, k, n, cols, p.act),
-                        4 => tile::<4>(a, b, bias, c, k, n, cols, p.act),
-                        3 => tile::<3>(a, b, bias, c, k, n, cols, p.act),
-                        2 => tile::<2>(a, b, bias, c, k, n, cols, p.act),
-                        _ => tile::<1>(a, b, bias, c, k, n, cols, p.act),
+        for kb in (0..k).step_by(KC) {
+            let kc = KC.min(k - kb);
+            let pass = Pass { first: kb == 0, last: kb + kc == k, act: p.act };
+            for mb in (0..m).step_by(MC) {
+                let mc = MC.min(m - mb);
+                for panel in 0..n.div_ceil(NR) {
+                    let (b, bias) = p.panel(panel);
+                    let b = &b[kb * NR..(kb + kc) * NR];
+                    let cols = NR.min(n - panel * NR);
+                    let mut r0 = mb;
+                    while r0 < mb + mc {
+                        let rows = MR.min(mb + mc - r0);
+                        let a = &input[r0 * k + kb..(r0 + rows - 1) * k + kb + kc];
+                        let c = &mut out[r0 * n + panel * NR..];
+                        let g = Geometry { kc, lda: k, ldc: n, cols };
+                        // SAFETY: `a` holds `rows` rows (stride k) of `kc` values,
+                        // `b` is `kc x NR`, and `c` holds `rows - 1` full rows of
+                        // `n` plus `cols` values (checked by the slicing above).
+                        unsafe {
+                            match rows {
+                                6 => tile::<6>(a, b, bias, c, g, pass),
+                                5 => tile::<5>(a, b, bias, c, g, pass),
+                                4 => tile::<4>(a, b, bias, c, g, pass),
+                                3 => tile::<3>(a, b, bias, c, g, pass),
+                                2 => tile::<2>(a, b, bias, c, g, pass),
+                                _ => tile::<1>(a, b, bias, c, g, pass),
+                            }
+                        }
+                        r0 += rows;
                     }
                 }
-                r0 += rows;
             }
         }
     }
 
-    /// `R` rows x 16 outputs, accumulators in registers over the whole of K.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<const R: usize>(
-        a: &[f32],
-        b: &[f32],
-        bias: &[f32],
-        c: &mut [f32],
-        k: usize,
+    /// Sizes of one tile call.
+    #[derive(Clone, Copy)]
+    struct Geometry {
+        kc: usize,
+        lda: usize,
         ldc: usize,
         cols: usize,
-        activation: Activation,
-    ) {
-        debug_assert!(a.len() >= R * k && b.len() >= k * NR && bias.len() >= NR);
+    }
+
+    /// Which K block this is: the first starts from the bias, the last applies
+    /// the activation; the others carry partial sums through `c`.
+    #[derive(Clone, Copy)]
+    struct Pass {
+        first: bool,
+        last: bool,
+        act: Activation,
+    }
+
+    /// `R` rows x 16 outputs over `kc` of K, accumulators in registers.
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], g: Geometry, pass: Pass) {
+        let Geometry { kc, lda, ldc, cols } = g;
+        debug_assert!(a.len() >= (R - 1) * lda + kc && b.len() >= kc * NR && bias.len() >= NR);
         debug_assert!(c.len() >= (R - 1) * ldc + cols);
         // SAFETY: every pointer offset below stays inside the slices, per
         // the assertions above.
         unsafe {
-            let (a, b) = (a.as_ptr(), b.as_ptr());
-            let mut lo = [_mm256_loadu_ps(bias.as_ptr()); R];
-            let mut hi = [_mm256_loadu_ps(bias.as_ptr().add(8)); R];
-            for kk in 0..k {
-                let b0 = _mm256_loadu_ps(b.add(kk * NR));
-                let b1 = _mm256_loadu_ps(b.add(kk * NR + 8));
+            let (ap, bp) = (a.as_ptr(), b.as_ptr());
+            let mut lo = [_mm256_setzero_ps(); R];
+            let mut hi = [_mm256_setzero_ps(); R];
+            for r in 0..R {
+                if pass.first {
+                    lo[r] = _mm256_loadu_ps(bias.as_ptr());
+                    hi[r] = _mm256_loadu_ps(bias.as_ptr().add(8));
+                } else {
+                    let mut tmp = [0.0f32; NR];
+                    std::ptr::copy_nonoverlapping(c.as_ptr().add(r * ldc), tmp.as_mut_ptr(), cols);
+                    lo[r] = _mm256_loadu_ps(tmp.as_ptr());
+                    hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+                }
+            }
+            for kk in 0..kc {
+                let b0 = _mm256_loadu_ps(bp.add(kk * NR));
+                let b1 = _mm256_loadu_ps(bp.add(kk * NR + 8));
                 for r in 0..R {
-                    let x = _mm256_broadcast_ss(&*a.add(r * k + kk));
+                    let x = _mm256_broadcast_ss(&*ap.add(r * lda + kk));
                     lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
                     hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
                 }
             }
             for r in 0..R {
-                let (v0, v1) = (act(lo[r], activation), act(hi[r], activation));
+                let (v0, v1) = if pass.last { (act(lo[r], pass.act), act(hi[r], pass.act)) } else { (lo[r], hi[r]) };
                 let dst = c.as_mut_ptr().add(r * ldc);
                 if cols == NR {
                     _mm256_storeu_ps(dst, v0);

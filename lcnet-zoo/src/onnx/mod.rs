@@ -197,24 +197,33 @@ fn match_pplcnet(cur: &mut Cursor) -> std::result::Result<Matched, String> {
     Ok((layers, fc_weight, fc_bias.data, dropout, softmax))
 }
 
-/// True when the GlobalAveragePool ahead opens an SE module (a Conv then
-/// Add follow), not the head (a Conv then HardSwish).
+/// True when the GlobalAveragePool ahead opens an SE module (its Conv is
+/// followed by a bias Add or the ReLU), not the head (Conv then HardSwish).
 fn looks_like_se(cur: &Cursor) -> bool {
-    // Peeking two nodes ahead would need a second cursor; the SE module is the
-    // only place where a pooled Conv is followed by a bias Add.
     let mut probe = cur.clone();
-    probe.expect("GlobalAveragePool", "").is_ok() && probe.expect("Conv", "").is_ok() && probe.peek() == Some("Add")
+    probe.expect("GlobalAveragePool", "").is_ok()
+        && probe.expect("Conv", "").is_ok()
+        && matches!(probe.peek(), Some("Add" | "Relu"))
+}
+
+/// An SE conv and its bias: a third Conv input (exporters that fold it) or
+/// a following `Add` of a constant (paddle2onnx).
+fn conv_with_bias(cur: &mut Cursor, what: &str) -> std::result::Result<(Tensor, Vec<f32>), String> {
+    let node = cur.expect("Conv", what)?;
+    let weight = cur.weight(node, 1, what)?;
+    let bias = if node.input.len() > 2 {
+        cur.weight(node, 2, what)?
+    } else {
+        cur.expect_with_constant("Add", &format!("the bias of {what}"))?.1
+    };
+    Ok((weight, bias.data))
 }
 
 fn squeeze_excite(cur: &mut Cursor) -> std::result::Result<Found, String> {
     cur.expect("GlobalAveragePool", "the SE pooling")?;
-    let reduce_node = cur.expect("Conv", "the SE reduce conv")?;
-    let reduce = cur.weight(reduce_node, 1, "SE reduce weight")?;
-    let (_, reduce_bias) = cur.expect_with_constant("Add", "the SE reduce bias")?;
+    let (reduce, reduce_bias) = conv_with_bias(cur, "the SE reduce conv")?;
     cur.expect("Relu", "the SE ReLU")?;
-    let expand_node = cur.expect("Conv", "the SE expand conv")?;
-    let expand = cur.weight(expand_node, 1, "SE expand weight")?;
-    let (_, expand_bias) = cur.expect_with_constant("Add", "the SE expand bias")?;
+    let (expand, expand_bias) = conv_with_bias(cur, "the SE expand conv")?;
     let sig = cur.expect("HardSigmoid", "the SE gate")?;
     let alpha = attr_f(sig, "alpha").unwrap_or(0.2);
     let beta = attr_f(sig, "beta").unwrap_or(0.5);
@@ -225,7 +234,7 @@ fn squeeze_excite(cur: &mut Cursor) -> std::result::Result<Found, String> {
         ));
     }
     cur.expect("Mul", "the SE rescale")?;
-    Ok(Found::Se { reduce, reduce_bias: reduce_bias.data, expand, expand_bias: expand_bias.data })
+    Ok(Found::Se { reduce, reduce_bias, expand, expand_bias })
 }
 
 /// `Conv [-> BatchNormalization] -> HardSwish`; a Conv with a bias and no BN
