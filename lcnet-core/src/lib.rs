@@ -27,7 +27,7 @@ pub mod weights;
 
 pub use error::{Error, Result};
 pub use network::{LayerInfo, LayerKind, Network, VariantInfo};
-pub use tensor::{FeatureMap, Workspace};
+pub use tensor::{forward_per_image, FeatureMap, Workspace};
 pub use weights::Checkpoint;
 
 /// Re-exported so that generated code and users name one ndarray version.

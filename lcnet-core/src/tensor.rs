@@ -1,7 +1,7 @@
 //! Activations between layers: [`FeatureMap`] (NHWC, channel count in the type)
 //! and the [`Workspace`] that recycles their buffers.
 
-use ndarray::{Array4, ArrayView4};
+use ndarray::{Array2, Array4, ArrayView4};
 
 /// A batch of feature maps in NHWC order with `C` channels.
 ///
@@ -74,6 +74,8 @@ pub struct Workspace {
     scratch: Vec<f32>,
     recorded: Option<Vec<(String, Array4<f32>)>>,
     timings: Option<Vec<(String, std::time::Instant)>>,
+    /// One workspace per concurrent image group (see [`forward_per_image`]).
+    children: Vec<Workspace>,
 }
 
 impl Workspace {
@@ -120,7 +122,14 @@ impl Workspace {
     /// Total values held by the workspace's buffers: it stops growing after
     /// the first forward pass at a given batch and input size.
     pub fn capacity(&self) -> usize {
-        self.free.iter().map(Vec::capacity).sum::<usize>() + self.scratch.capacity()
+        let own = self.free.iter().map(Vec::capacity).sum::<usize>() + self.scratch.capacity();
+        own + self.children.iter().map(Workspace::capacity).sum::<usize>()
+    }
+
+    /// Whether stage outputs or times are being noted (which needs the
+    /// whole batch to go through each layer together).
+    fn observing(&self) -> bool {
+        self.recorded.is_some() || self.timings.is_some()
     }
 
     /// Starts keeping an NCHW copy of every stage output (see [`record`](Self::record)).
@@ -160,4 +169,45 @@ impl Workspace {
     pub fn take_recorded(&mut self) -> Vec<(String, Array4<f32>)> {
         self.recorded.take().unwrap_or_default()
     }
+}
+
+/// Runs `forward` (a whole-batch forward pass) on a batch of several images
+/// one image at a time, the images split into one contiguous group per rayon
+/// thread, each group with its own child workspace.
+///
+/// One image's activations fit in the caches where a batch's do not (x1.0
+/// at 224x224: 1.6 MB for the largest map of one image, 13 MB for eight), so
+/// this is faster than pushing the whole batch through each layer; the
+/// numbers are the same, image by image. Batches of one, and passes that
+/// record stages, go straight to `forward`.
+pub fn forward_per_image<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: F) -> crate::Result<Array2<f32>>
+where
+    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
+{
+    use ndarray::{Axis, Slice};
+    use rayon::prelude::*;
+
+    let n = input.shape()[0];
+    if n <= 1 || ws.observing() {
+        return forward(input, ws);
+    }
+    let groups = rayon::current_num_threads().min(n);
+    ws.children.resize_with(groups, Workspace::new);
+    let per_group = n.div_ceil(groups);
+    let results: Vec<crate::Result<Vec<Array2<f32>>>> = ws
+        .children
+        .par_iter_mut()
+        .enumerate()
+        .map(|(g, child)| {
+            (g * per_group..((g + 1) * per_group).min(n))
+                .map(|i| forward(input.slice_axis(Axis(0), Slice::from(i..i + 1)), child))
+                .collect()
+        })
+        .collect();
+    let mut rows = Vec::with_capacity(n);
+    for group in results {
+        rows.extend(group?);
+    }
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    Ok(ndarray::concatenate(Axis(0), &views).expect("every image gives one row of the same width"))
 }

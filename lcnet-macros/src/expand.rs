@@ -170,7 +170,8 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 }
 
                 fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
-                    Weights::forward(self, input, ws)
+                    // Several images go one at a time, in parallel groups (cache-friendly).
+                    ::lcnet_zoo::lcnet_core::forward_per_image(input, ws, |x, ws| Weights::forward(self, x, ws))
                 }
             }
 
