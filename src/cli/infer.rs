@@ -33,10 +33,14 @@ pub struct Args {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     force: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Loads, runs, writes.
 pub fn run(args: &Args) -> anyhow::Result<()> {
+    super::set_threads(args.threads)?;
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }

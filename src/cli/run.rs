@@ -45,10 +45,14 @@ pub struct Args {
     /// Do not turn images upright by their EXIF orientation tag.
     #[arg(long)]
     ignore_exif: bool,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Classifies every image; returns the number of images that failed.
 pub fn run(args: &Args) -> anyhow::Result<usize> {
+    super::set_threads(args.threads)?;
     let classifier = Classifier::open(args.model.as_deref(), args.weights.as_deref())?;
     let (files, mut failed) = images::collect(&args.images);
     for (path, why) in &failed {
