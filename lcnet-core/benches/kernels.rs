@@ -1,0 +1,112 @@
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+//! Per-kernel benchmarks on the real PP-LCNet x1.0 layer shapes (224x224,
+//! batch 1, one thread), `reference` against the dispatched kernel, with
+//! throughput in FLOPs (2 per multiply-accumulate) so criterion prints
+//! GFLOP/s. The first group measures this core's FMA peak with independent
+//! FMA chains, to read the others against.
+//!
+//! `cargo bench -p lcnet-core --bench kernels`
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lcnet_core::kernels::{dwconv, pwconv, stem, Activation};
+
+/// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let x = _mm256_set1_ps(black_box(1.000_001));
+    let y = _mm256_set1_ps(black_box(0.999_999));
+    let mut acc = [_mm256_setzero_ps(); 10];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm256_fmadd_ps(*a, x, y);
+        }
+    }
+    let mut out = [0.0f32; 8];
+    let sum = acc.iter().fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, *a));
+    // SAFETY: `out` holds 8 floats.
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
+    out.iter().sum()
+}
+
+/// The peak the kernels are read against (skipped without AVX2 + FMA).
+fn peak(c: &mut Criterion) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        const ITERS: u64 = 1 << 16;
+        let mut g = c.benchmark_group("peak");
+        g.throughput(Throughput::Elements(ITERS * 10 * 8 * 2));
+        // SAFETY: AVX2 and FMA were detected above.
+        g.bench_function("avx2_fma", |b| b.iter(|| unsafe { fma_chains(black_box(ITERS)) }));
+        g.finish();
+    }
+}
+
+/// One thread: the numbers compare with one core's peak.
+fn pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new().num_threads(1).build().expect("thread pool")
+}
+
+/// The 1x1 conv GEMM at four real shapes (and its reference on the small ones).
+fn pointwise(c: &mut Criterion) {
+    let pool = pool();
+    let mut g = c.benchmark_group("pwconv");
+    // (pixels, in, out): blocks2.0, blocks4.1, blocks5.x, blocks6.1 at x1.0.
+    for (m, k, n) in [(112 * 112, 16, 32), (28 * 28, 128, 128), (14 * 14, 256, 256), (7 * 7, 512, 512)] {
+        let p = pwconv::PwWeights::pack(&vec![0.01; k * n], vec![0.0; n], k, Activation::HardSwish);
+        let x = vec![0.5f32; m * k];
+        let mut out = vec![0.0f32; m * n];
+        g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        g.bench_function(format!("dispatched/{m}x{k}x{n}"), |b| {
+            pool.install(|| b.iter(|| pwconv::run(&p, black_box(&x), m, &mut out)))
+        });
+        if m <= 28 * 28 {
+            let oi = vec![0.01; k * n];
+            let side = (m as f64).sqrt() as usize;
+            g.bench_function(format!("reference/{m}x{k}x{n}"), |b| {
+                b.iter(|| {
+                    pwconv::reference(black_box(&x), [1, k, side, side], &oi, &vec![0.0; n], Activation::HardSwish)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Depthwise convs at four real shapes.
+fn depthwise(c: &mut Criterion) {
+    let pool = pool();
+    let mut g = c.benchmark_group("dwconv");
+    // (size, channels, kernel, stride): blocks2.0, blocks3.0, blocks5.1, blocks6.1.
+    for (hw, ch, k, s) in [(112, 16, 3, 1), (112, 32, 3, 2), (14, 256, 5, 1), (7, 512, 5, 1)] {
+        let p = dwconv::DwWeights::pack(&vec![0.01; ch * k * k], vec![0.0; ch], k, [s, s], Activation::HardSwish);
+        let (oh, ow) = p.out_hw(hw, hw);
+        let x = vec![0.5f32; hw * hw * ch];
+        let mut out = vec![0.0f32; oh * ow * ch];
+        g.throughput(Throughput::Elements(2 * (oh * ow * ch * k * k) as u64));
+        g.bench_function(format!("dispatched/{hw}x{hw}x{ch}k{k}s{s}"), |b| {
+            pool.install(|| b.iter(|| dwconv::run(&p, black_box(&x), 1, hw, hw, &mut out)))
+        });
+    }
+    g.finish();
+}
+
+/// The stem at 224x224.
+fn stem_conv(c: &mut Criterion) {
+    let pool = pool();
+    let mut g = c.benchmark_group("stem");
+    let p = stem::StemWeights::pack(&vec![0.01; 16 * 27], vec![0.0; 16], 3, 3, [2, 2], Activation::HardSwish);
+    let x = vec![0.5f32; 3 * 224 * 224];
+    let mut out = vec![0.0f32; 112 * 112 * 16];
+    g.throughput(Throughput::Elements(2 * 112 * 112 * 16 * 27));
+    g.bench_function("dispatched/224x224->16", |b| {
+        pool.install(|| b.iter(|| stem::run(&p, black_box(&x), 1, 224, 224, &mut out)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, peak, pointwise, depthwise, stem_conv);
+criterion_main!(benches);
