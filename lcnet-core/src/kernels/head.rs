@@ -66,23 +66,16 @@ pub fn run_isa(
         .par_chunks_mut(classes)
         .zip(x.par_chunks(pixels * c))
         .zip(scratch.par_chunks_mut(p.scratch_per_image()))
-        .for_each(|((logits, image), scratch)| head_image(isa, p, image, pixels, scratch, logits));
+        .for_each(|((logits, image), scratch)| head_image(isa, p, image, scratch, logits));
 }
 
-crate::multiversion!(fn head_image(p: &HeadWeights, image: &[f32], pixels: usize, scratch: &mut [f32], logits: &mut [f32]) => head_image_body);
+crate::multiversion!(fn head_image(p: &HeadWeights, image: &[f32], scratch: &mut [f32], logits: &mut [f32]) => head_image_body);
 
 #[inline(always)]
-fn head_image_body<F: Fma>(p: &HeadWeights, image: &[f32], pixels: usize, scratch: &mut [f32], logits: &mut [f32]) {
+fn head_image_body<F: Fma>(p: &HeadWeights, image: &[f32], scratch: &mut [f32], logits: &mut [f32]) {
     let (c, hidden, classes) = (p.in_channels, p.hidden, p.classes());
     let (pooled, features) = scratch.split_at_mut(c);
-    pooled.fill(0.0);
-    for pixel in image.chunks_exact(c) {
-        for (s, &v) in pooled.iter_mut().zip(pixel) {
-            *s += v;
-        }
-    }
-    let inv = 1.0 / pixels as f32;
-    pooled.iter_mut().for_each(|s| *s *= inv);
+    super::global_average_pool(image, pooled);
     let features: &[f32] = if p.conv.is_empty() {
         pooled
     } else {

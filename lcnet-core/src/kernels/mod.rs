@@ -26,6 +26,22 @@ pub const fn conv_out_len(n: usize, kernel: usize, stride: usize) -> usize {
     (n + 2 * pad - kernel) / stride + 1
 }
 
+/// Global average pooling of one NHWC image into `pooled` (one value per
+/// channel): the squeeze of SE and the first step of the head. Inlined into
+/// its callers, so it is vectorised with their ISA.
+#[inline(always)]
+pub(crate) fn global_average_pool(image: &[f32], pooled: &mut [f32]) {
+    let c = pooled.len();
+    pooled.fill(0.0);
+    for pixel in image.chunks_exact(c) {
+        for (s, &v) in pooled.iter_mut().zip(pixel) {
+            *s += v;
+        }
+    }
+    let inv = 1.0 / (image.len() / c) as f32;
+    pooled.iter_mut().for_each(|s| *s *= inv);
+}
+
 #[cfg(test)]
 mod tests {
     use super::conv_out_len;

@@ -59,17 +59,9 @@ crate::multiversion!(fn se_image(p: &SeWeights, image: &mut [f32], scratch: &mut
 #[inline(always)]
 fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) {
     let (c, mid) = (p.channels(), p.mid());
-    let pixels = image.len() / c;
     let (pooled, rest) = scratch.split_at_mut(c);
     let (hidden, scale) = rest.split_at_mut(mid);
-    pooled.fill(0.0);
-    for pixel in image.chunks_exact(c) {
-        for (s, &v) in pooled.iter_mut().zip(pixel) {
-            *s += v;
-        }
-    }
-    let inv = 1.0 / pixels as f32;
-    pooled.iter_mut().for_each(|s| *s *= inv);
+    super::global_average_pool(image, pooled);
     for (j, h) in hidden.iter_mut().enumerate() {
         let row = &p.reduce[j * c..][..c];
         let dot = row.iter().zip(pooled.iter()).fold(0.0, |acc, (&a, &b)| F::mul_add(a, b, acc));
