@@ -45,6 +45,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let act = match net.act {
         Act::HardSwish => quote!(Activation::HardSwish),
         Act::Relu => quote!(Activation::Relu),
+        Act::Relu6 => quote!(Activation::Relu6),
     };
     let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
 

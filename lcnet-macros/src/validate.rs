@@ -12,6 +12,7 @@ use crate::config::{ConfigError, RawConfig};
 pub enum Act {
     HardSwish,
     Relu,
+    Relu6,
 }
 
 /// A checked depthwise-separable block, channels at width 1.0.
@@ -133,8 +134,9 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
     let act = match net.activation.as_ref().map(|a| (a, a.get_ref().as_str())) {
         None | Some((_, "hardswish")) => Act::HardSwish,
         Some((_, "relu")) => Act::Relu,
+        Some((_, "relu6")) => Act::Relu6,
         Some((a, other)) => {
-            cx.error(a, format!("unknown activation `{other}`; expected `hardswish` or `relu`"));
+            cx.error(a, format!("unknown activation `{other}`; expected `hardswish`, `relu` or `relu6`"));
             Act::HardSwish
         }
     };
@@ -183,6 +185,29 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             blocks.push(block);
         }
         stages.push(Stage { name, blocks });
+    }
+
+    // SE's bottleneck is C / reduction of the channels it sees at each width.
+    for stage in raw.stages.get_ref() {
+        let stage = stage.get_ref();
+        for (i, row) in stage.blocks.get_ref().iter().enumerate() {
+            let (Some(in_c), Some(true)) = (
+                row.get_ref().get(1).and_then(|v| v.get_ref().as_integer()),
+                row.get_ref().get(4).and_then(|v| v.get_ref().as_bool()),
+            ) else {
+                continue;
+            };
+            for &w in &widths {
+                let c = crate::plan::make_divisible(in_c.max(1) as f64 * w, divisor);
+                if c % se_reduction != 0 {
+                    let label = format!("{}[{i}]", stage.name.get_ref());
+                    cx.error(
+                        row,
+                        format!("{label}: SE reduction {se_reduction} does not divide its {c} channels at width {w}"),
+                    );
+                }
+            }
+        }
     }
 
     let head = raw.head.get_ref();
@@ -398,5 +423,17 @@ dropout_mode = "downscale_in_infer"
         assert!(one_error(&GOOD.replace("classes = 10", "classes = \"ten\"")).contains("invalid type"));
         assert!(one_error(&GOOD.replace("name = \"blocks3\"", "name = \"blocks2\""))
             .contains("stage name `blocks2` is used twice"));
+    }
+
+    #[test]
+    fn activation_names_and_se_divisibility() {
+        let relu6 = GOOD.replace("divisor = 8", "divisor = 8\nactivation = \"relu6\"");
+        assert_eq!(super::check(&parse(&relu6).unwrap()).unwrap().act, super::Act::Relu6);
+        let gelu = GOOD.replace("divisor = 8", "divisor = 8\nactivation = \"gelu\"");
+        assert!(one_error(&gelu).contains("unknown activation `gelu`; expected `hardswish`, `relu` or `relu6`"));
+        let se5 =
+            GOOD.replace("widths = [0.5, 1.0]", "widths = [1.0]").replace("[head]", "[se]\nreduction = 5\n\n[head]");
+        let err = one_error(&se5);
+        assert!(err.contains("blocks3[0]: SE reduction 5 does not divide its 32 channels at width 1"), "{err}");
     }
 }

@@ -11,6 +11,8 @@ pub enum Activation {
     None,
     /// `max(x, 0)`.
     Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
     /// `x * relu6(x + 3) / 6`.
     HardSwish,
 }
@@ -22,6 +24,7 @@ impl Activation {
         match self {
             Activation::None => x,
             Activation::Relu => x.max(0.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::HardSwish => hard_swish(x),
         }
     }
@@ -32,6 +35,7 @@ impl Activation {
         match self {
             Activation::None => {}
             Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Activation::Relu6 => xs.iter_mut().for_each(|x| *x = x.clamp(0.0, 6.0)),
             Activation::HardSwish => xs.iter_mut().for_each(|x| *x = hard_swish(*x)),
         }
     }
@@ -81,5 +85,8 @@ mod tests {
         assert_eq!(v, [0.0, 0.5]);
         Activation::None.apply_slice(&mut v);
         assert_eq!(v, [0.0, 0.5]);
+        let mut v = [-1.0, 3.0, 7.5];
+        Activation::Relu6.apply_slice(&mut v);
+        assert_eq!(v, [0.0, 3.0, 6.0]);
     }
 }

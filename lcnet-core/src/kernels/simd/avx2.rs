@@ -13,6 +13,7 @@ pub unsafe fn act(x: __m256, act: Activation) -> __m256 {
         match act {
             Activation::None => x,
             Activation::Relu => _mm256_max_ps(x, _mm256_setzero_ps()),
+            Activation::Relu6 => _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(6.0)),
             Activation::HardSwish => {
                 let t = _mm256_add_ps(x, _mm256_set1_ps(3.0));
                 let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(6.0));

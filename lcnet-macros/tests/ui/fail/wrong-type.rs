@@ -1,0 +1,28 @@
+// A value of the wrong type names the key's expected type.
+lcnet_zoo::network!(toml = r#"
+[network]
+name = "tiny"
+input = [3, 32, 32]
+classes = "ten"
+widths = [1.0]
+divisor = 8
+
+[stem]
+kernel = 3
+stride = 2
+channels = 16
+
+[[stage]]
+name = "blocks2"
+blocks = [
+    [3, 16, 32, 1, false],
+    [3, 32, 64, 2, true],
+]
+
+[head]
+channels = 128
+dropout = 0.2
+dropout_mode = "downscale_in_infer"
+"#);
+
+fn main() {}
