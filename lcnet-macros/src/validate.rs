@@ -199,7 +199,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             };
             for &w in &widths {
                 let c = crate::plan::make_divisible(in_c.max(1) as f64 * w, divisor);
-                if c % se_reduction != 0 {
+                if !c.is_multiple_of(se_reduction) {
                     let label = format!("{}[{i}]", stage.name.get_ref());
                     cx.error(
                         row,
