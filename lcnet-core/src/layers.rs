@@ -163,27 +163,49 @@ impl<const I: usize, const O: usize> PwConv<I, O> {
     }
 }
 
-/// The classifier head on `I` channels with a head conv of `HIDDEN` channels:
-/// GAP -> 1x1 conv (no bias) -> activation -> dropout scale -> FC. The number
-/// of classes comes from the checkpoint.
+/// The classifier head on `I` channels: GAP -> 1x1 conv to `HIDDEN`
+/// channels (none when `HIDDEN` is 0, PaddleClas `use_last_conv=False`) ->
+/// activation -> dropout scale -> FC. The number of classes comes from the
+/// checkpoint.
 #[derive(Debug, Clone)]
 pub struct Head<const I: usize, const HIDDEN: usize> {
     weights: head::HeadWeights,
 }
 
 impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
-    /// Loads `{conv}.weight` `[HIDDEN, I, 1, 1]`, `{fc}.weight` `[HIDDEN,
-    /// classes]` (Paddle's Linear layout) and `{fc}.bias` `[classes]`, and
-    /// folds `dropout_scale` (0.8 for Paddle's `downscale_in_infer` with
-    /// p = 0.2) into the FC weights.
-    pub fn load(ck: &mut Checkpoint, conv: &str, fc: &str, act: Activation, dropout_scale: f32) -> Result<Self> {
-        let w = ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?;
+    /// Loads `{conv}.weight` `[HIDDEN, I, 1, 1]` (and `{conv}.bias` `[HIDDEN]`
+    /// when `bias`; nothing when `HIDDEN` is 0), `{fc}.weight` `[features,
+    /// classes]` (Paddle's Linear layout; features = `HIDDEN`, or `I` without
+    /// a conv) and `{fc}.bias` `[classes]`, and folds `dropout_scale` (0.8
+    /// for Paddle's `downscale_in_infer` with p = 0.2) into the FC weights.
+    pub fn load(
+        ck: &mut Checkpoint,
+        conv: &str,
+        fc: &str,
+        act: Activation,
+        dropout_scale: f32,
+        bias: bool,
+    ) -> Result<Self> {
+        let features = if HIDDEN == 0 { I } else { HIDDEN };
+        let (conv_w, conv_bias) = if HIDDEN == 0 {
+            (Vec::new(), Vec::new())
+        } else {
+            let w = ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?;
+            let mut packed = vec![0.0; I * HIDDEN];
+            for j in 0..HIDDEN {
+                for i in 0..I {
+                    packed[i * HIDDEN + j] = w[j * I + i];
+                }
+            }
+            let b = if bias { ck.take(&format!("{conv}.bias"), &[HIDDEN])? } else { Vec::new() };
+            (packed, b)
+        };
         let fc_name = format!("{fc}.weight");
         let classes = match ck.shape(&fc_name) {
-            Some([rows, classes]) if *rows == HIDDEN && *classes > 0 => *classes,
+            Some([rows, classes]) if *rows == features && *classes > 0 => *classes,
             Some(got) => {
                 return Err(Error::Invalid(format!(
-                    "{}: tensor `{fc_name}` has shape {got:?}, expected [{HIDDEN}, classes] with classes >= 1",
+                    "{}: tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1",
                     ck.path().display()
                 )))
             }
@@ -191,23 +213,17 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                 return Err(Error::MissingTensor {
                     path: ck.path().to_path_buf(),
                     name: fc_name,
-                    expected: vec![HIDDEN, 0],
+                    expected: vec![features, 0],
                 })
             }
         };
-        let mut fc_w = ck.take(&fc_name, &[HIDDEN, classes])?;
+        let mut fc_w = ck.take(&fc_name, &[features, classes])?;
         fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
         let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
-        let mut conv = vec![0.0; I * HIDDEN];
-        for j in 0..HIDDEN {
-            for i in 0..I {
-                conv[i * HIDDEN + j] = w[j * I + i];
-            }
-        }
         Ok(Head {
             weights: head::HeadWeights {
-                conv,
-                conv_bias: vec![],
+                conv: conv_w,
+                conv_bias,
                 in_channels: I,
                 hidden: HIDDEN,
                 act,

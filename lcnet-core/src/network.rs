@@ -82,6 +82,8 @@ pub struct VariantInfo {
     /// What the head's dropout multiplies by at inference (0.8 for Paddle's
     /// `downscale_in_infer` with p = 0.2), folded into the FC at load.
     pub dropout_scale: f32,
+    /// Whether the head's 1x1 conv has a bias (`last_conv.bias`).
+    pub head_bias: bool,
     /// The layer table.
     pub layers: &'static [LayerInfo],
     /// Loads this variant from a checkpoint (every tensor must be used).

@@ -62,6 +62,10 @@ pub struct RawStage {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHead {
+    /// `false` = PaddleClas `use_last_conv=False`: GAP straight into the FC.
+    pub conv: Option<Spanned<bool>>,
+    /// Whether the head conv has a bias (PaddleClas: no; timm: yes).
+    pub bias: Option<Spanned<bool>>,
     pub channels: Spanned<i64>,
     pub dropout: Spanned<f64>,
     pub dropout_mode: Spanned<String>,

@@ -48,6 +48,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
         Act::Relu6 => quote!(Activation::Relu6),
     };
     let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
+    let head_bias = net.head_bias;
 
     let layer_infos = p.layers.iter().map(layer_info);
     let mut fields = Vec::new();
@@ -80,16 +81,25 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 loads.push(quote! { #field: PwConv::load(ck, #name, #act)? });
                 steps.push(quote! { let x = self.#field.forward(x, ws); });
             }
-            Kind::HeadConv => {
-                let doc = format!(
-                    "`last_conv` + `fc`: GAP, 1x1 conv {} -> {}, activation, dropout x{}, FC",
-                    l.in_c, l.out_c, net.dropout_scale as f32
-                );
-                fields.push(quote! { #[doc = #doc] pub #field: Head<#c_in, #c_out> });
-                loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, #dropout_scale)? });
+            // The head is one layer in the generated code: GAP, the optional
+            // 1x1 conv and the FC.
+            Kind::HeadConv => {}
+            Kind::Fc => {
+                let (features, hidden) = (l.mid, if net.head_conv { net.head_channels } else { 0 });
+                let doc = if net.head_conv {
+                    format!(
+                        "`last_conv` + `fc`: GAP, 1x1 conv {features} -> {hidden}, activation, dropout x{}, FC",
+                        net.dropout_scale as f32
+                    )
+                } else {
+                    format!("`fc`: GAP, FC from {features} features")
+                };
+                let (features, hidden) = (Literal::usize_unsuffixed(features), Literal::usize_unsuffixed(hidden));
+                let bias = net.head_bias;
+                fields.push(quote! { #[doc = #doc] pub #field: Head<#features, #hidden> });
+                loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, INFO.dropout_scale, #bias)? });
                 steps.push(quote! { Ok(self.#field.forward(x, ws)) });
             }
-            Kind::Fc => {}
         }
         if let Some(stage) = &l.ends_stage {
             steps.push(quote! { ws.record(#stage, &x); });
@@ -137,6 +147,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 params: PARAMS,
                 macs: MACS,
                 dropout_scale: #dropout_scale,
+                head_bias: #head_bias,
                 layers: LAYERS,
                 load: load_network,
             };

@@ -170,33 +170,41 @@ pub fn plan(net: &Net, width: f64) -> Plan {
         }
     }
 
-    let hidden = net.head_channels;
-    layers.push(Layer {
-        field: "head".into(),
-        name: "last_conv".into(),
-        kind: Kind::HeadConv,
-        kernel: 1,
-        stride: [1, 1],
-        in_c: c,
-        out_c: hidden,
-        mid: 0,
-        out_hw: [1, 1],
-        params: (c * hidden) as u64,
-        macs: (c * hidden) as u64,
-        ends_stage: None,
-    });
+    // The head: an optional 1x1 conv (with optional bias), then the FC.
+    let fc_in = if net.head_conv {
+        let hidden = net.head_channels;
+        let bias = if net.head_bias { hidden as u64 } else { 0 };
+        layers.push(Layer {
+            field: "head".into(),
+            name: "last_conv".into(),
+            kind: Kind::HeadConv,
+            kernel: 1,
+            stride: [1, 1],
+            in_c: c,
+            out_c: hidden,
+            mid: 0,
+            out_hw: [1, 1],
+            params: (c * hidden) as u64 + bias,
+            macs: (c * hidden) as u64,
+            ends_stage: None,
+        });
+        hidden
+    } else {
+        c
+    };
     layers.push(Layer {
         field: "head".into(),
         name: "fc".into(),
         kind: Kind::Fc,
         kernel: 1,
         stride: [1, 1],
-        in_c: hidden,
+        in_c: fc_in,
         out_c: net.classes,
-        mid: 0,
+        // The FC's `mid` records the channels of the last feature map.
+        mid: c,
         out_hw: [1, 1],
-        params: (hidden * net.classes + net.classes) as u64,
-        macs: (hidden * net.classes) as u64,
+        params: (fc_in * net.classes + net.classes) as u64,
+        macs: (fc_in * net.classes) as u64,
         ends_stage: None,
     });
 

@@ -47,6 +47,10 @@ pub struct Net {
     pub se_reduction: usize,
     pub stages: Vec<Stage>,
     pub head_channels: usize,
+    /// Whether the head has its 1x1 conv (PaddleClas `use_last_conv`).
+    pub head_conv: bool,
+    /// Whether that conv has a bias.
+    pub head_bias: bool,
     /// The factor dropout applies at inference (0.8 for Paddle's
     /// `downscale_in_infer` with p = 0.2; 1.0 for `upscale_in_train`).
     pub dropout_scale: f64,
@@ -212,11 +216,18 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
 
     let head = raw.head.get_ref();
     let head_channels = cx.count(&head.channels, "head channels", 1);
+    let head_conv = head.conv.as_ref().is_none_or(|c| *c.get_ref());
+    let head_bias = head.bias.as_ref().is_some_and(|b| *b.get_ref());
+    if let (false, Some(bias)) = (head_conv, head.bias.as_ref().filter(|b| *b.get_ref())) {
+        cx.error(bias, "the head has no conv (conv = false), so it cannot have a conv bias");
+    }
     let p = *head.dropout.get_ref();
     if !(0.0..1.0).contains(&p) {
         cx.error(&head.dropout, format!("dropout must be in [0, 1), found {p}"));
     }
     let dropout_scale = match head.dropout_mode.get_ref().as_str() {
+        // PaddleClas applies dropout only after the head conv.
+        _ if !head_conv => 1.0,
         "downscale_in_infer" => 1.0 - p,
         "upscale_in_train" => 1.0,
         other => {
@@ -241,6 +252,8 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         se_reduction,
         stages,
         head_channels,
+        head_conv,
+        head_bias,
         dropout_scale,
     };
     if cx.errors.is_empty() {
