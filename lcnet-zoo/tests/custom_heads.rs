@@ -12,94 +12,12 @@ use lcnet_zoo::lcnet_core::{weights, Checkpoint, Workspace};
 
 /// PP-LCNet x0.25 at 64x64, 3 classes, without the head conv.
 mod no_last_conv {
-    lcnet_zoo::network!(
-        toml = r#"
-[network]
-name = "nolastconv"
-input = [3, 64, 64]
-classes = 3
-widths = [0.25]
-divisor = 8
-
-[stem]
-kernel = 3
-stride = 2
-channels = 16
-
-[[stage]]
-name = "blocks2"
-blocks = [[3, 16, 32, 1, false]]
-
-[[stage]]
-name = "blocks3"
-blocks = [[3, 32, 64, 2, false], [3, 64, 64, 1, false]]
-
-[[stage]]
-name = "blocks4"
-blocks = [[3, 64, 128, 2, false], [3, 128, 128, 1, false]]
-
-[[stage]]
-name = "blocks5"
-blocks = [[3, 128, 256, 2, false], [5, 256, 256, 1, false], [5, 256, 256, 1, false],
-          [5, 256, 256, 1, false], [5, 256, 256, 1, false], [5, 256, 256, 1, false]]
-
-[[stage]]
-name = "blocks6"
-blocks = [[5, 256, 512, 2, true], [5, 512, 512, 1, true]]
-
-[head]
-conv = false
-channels = 1280
-dropout = 0.2
-dropout_mode = "downscale_in_infer"
-"#
-    );
+    lcnet_zoo::network!("tests/heads/no_last_conv.toml");
 }
 
 /// The standard x0.25 head, but its 1x1 conv has a bias.
 mod head_bias {
-    lcnet_zoo::network!(
-        toml = r#"
-[network]
-name = "headbias"
-input = [3, 64, 64]
-classes = 3
-widths = [0.25]
-divisor = 8
-
-[stem]
-kernel = 3
-stride = 2
-channels = 16
-
-[[stage]]
-name = "blocks2"
-blocks = [[3, 16, 32, 1, false]]
-
-[[stage]]
-name = "blocks3"
-blocks = [[3, 32, 64, 2, false], [3, 64, 64, 1, false]]
-
-[[stage]]
-name = "blocks4"
-blocks = [[3, 64, 128, 2, false], [3, 128, 128, 1, false]]
-
-[[stage]]
-name = "blocks5"
-blocks = [[3, 128, 256, 2, false], [5, 256, 256, 1, false], [5, 256, 256, 1, false],
-          [5, 256, 256, 1, false], [5, 256, 256, 1, false], [5, 256, 256, 1, false]]
-
-[[stage]]
-name = "blocks6"
-blocks = [[5, 256, 512, 2, true], [5, 512, 512, 1, true]]
-
-[head]
-bias = true
-channels = 1280
-dropout = 0.2
-dropout_mode = "downscale_in_infer"
-"#
-    );
+    lcnet_zoo::network!("tests/heads/head_bias.toml");
 }
 
 const CASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/heads/x0_25_c3_64x64_nolastconv");
