@@ -23,6 +23,11 @@ fn time<F: FnMut()>(mut f: F) -> f64 {
 }
 
 fn main() {
+    // Run on a rayon worker, as a forward pass does (RAYON_NUM_THREADS sets the count).
+    rayon::ThreadPoolBuilder::new().build().expect("a thread pool").install(run)
+}
+
+fn run() {
     let width: f64 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1.0);
     let ch = |c: usize| {
         let v = c as f64 * width;
@@ -80,4 +85,54 @@ fn main() {
     }
     println!("depthwise {dw_t:>8.3} ms {:>6.1} GFLOP/s", 2.0 * dw_m / dw_t / 1e6);
     println!("pointwise {pw_t:>8.3} ms {:>6.1} GFLOP/s", 2.0 * pw_m / pw_t / 1e6);
+    in_sequence(&blocks, &ch);
+}
+
+/// The same layers run one after another, as in a forward pass, so that each
+/// finds the caches the way the previous layer left them (weights from L3,
+/// activations from L2), and the median time of each layer over the passes.
+fn in_sequence(blocks: &[(usize, usize, usize, usize)], ch: &dyn Fn(usize) -> usize) {
+    let c0 = ch(16);
+    let x = vec![0.5f32; 3 * 224 * 224];
+    let stem_w = stem::StemWeights::pack(&vec![0.01f32; c0 * 27], vec![0.0; c0], 3, 3, [2, 2], Activation::HardSwish);
+    let mut layers = Vec::new();
+    let mut hw = 112;
+    for &(k, cin, cout, s) in blocks {
+        let (cin, cout) = (ch(cin), ch(cout));
+        let dw = dwconv::DwWeights::pack(&vec![0.01; cin * k * k], vec![0.0; cin], k, [s, s], Activation::HardSwish);
+        let pw = pwconv::PwWeights::pack(&vec![0.01; cin * cout], vec![0.0; cout], cin, Activation::HardSwish);
+        let ohw = dw.out_hw(hw, hw).0;
+        layers.push((hw, ohw, cin, cout, dw, pw));
+        hw = ohw;
+    }
+    let mut a = vec![0.0f32; 112 * 112 * 64];
+    let mut b = vec![0.0f32; 112 * 112 * 64];
+    let mut times = vec![Vec::new(); 1 + 2 * layers.len()];
+    for _ in 0..41 {
+        let s = Instant::now();
+        stem::run(&stem_w, &x, 1, 224, 224, &mut a[..112 * 112 * c0]);
+        times[0].push(s.elapsed().as_secs_f64() * 1e3);
+        for (i, (hw, ohw, cin, cout, dw, pw)) in layers.iter().enumerate() {
+            let s = Instant::now();
+            dwconv::run(dw, &a[..hw * hw * cin], 1, *hw, *hw, &mut b[..ohw * ohw * cin]);
+            times[1 + 2 * i].push(s.elapsed().as_secs_f64() * 1e3);
+            let s = Instant::now();
+            pwconv::run(pw, &b[..ohw * ohw * cin], ohw * ohw, &mut a[..ohw * ohw * cout]);
+            times[2 + 2 * i].push(s.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let median = |t: &mut Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        t[t.len() / 2]
+    };
+    println!("in sequence (median of 41 passes):");
+    println!("stem      {:>8.3} ms", median(&mut times[0]));
+    let (mut dw_t, mut pw_t) = (0.0, 0.0);
+    for i in 0..layers.len() {
+        let (d, p) = (median(&mut times[1 + 2 * i]), median(&mut times[2 + 2 * i]));
+        println!("block {i:>2}: dw {d:>7.3} ms | pw {p:>7.3} ms");
+        dw_t += d;
+        pw_t += p;
+    }
+    println!("depthwise {dw_t:>8.3} ms, pointwise {pw_t:>8.3} ms");
 }

@@ -18,10 +18,16 @@ pub struct FeatureMap<const C: usize> {
 }
 
 impl<const C: usize> FeatureMap<C> {
-    /// Wraps an NHWC buffer of `batch * height * width * C` values.
+    /// Wraps an NHWC buffer whose first `batch * height * width * C` values
+    /// are the map (a longer buffer from [`Workspace::take`] keeps its spare
+    /// tail, so that it can be reused for a larger map without refilling).
     pub fn from_nhwc(data: Vec<f32>, batch: usize, height: usize, width: usize) -> Self {
-        assert_eq!(data.len(), batch * height * width * C, "NHWC buffer size");
+        assert!(data.len() >= batch * height * width * C, "NHWC buffer too small");
         FeatureMap { data, batch, height, width }
+    }
+
+    fn len(&self) -> usize {
+        self.batch * self.height * self.width * C
     }
 
     /// Number of images.
@@ -41,22 +47,24 @@ impl<const C: usize> FeatureMap<C> {
 
     /// The NHWC values.
     pub fn as_slice(&self) -> &[f32] {
-        &self.data
+        &self.data[..self.len()]
     }
 
     /// The NHWC values, mutable.
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
+        let len = self.len();
+        &mut self.data[..len]
     }
 
-    /// Gives the buffer back (for the workspace to reuse).
+    /// Gives the whole buffer back (for the workspace to reuse); it may be
+    /// longer than the map (see [`from_nhwc`](Self::from_nhwc)).
     pub fn into_vec(self) -> Vec<f32> {
         self.data
     }
 
     /// A copy in NCHW order (PaddleClas / ONNX layout), for inspection and tests.
     pub fn to_nchw(&self) -> Array4<f32> {
-        let nhwc = ArrayView4::from_shape((self.batch, self.height, self.width, C), &self.data)
+        let nhwc = ArrayView4::from_shape((self.batch, self.height, self.width, C), self.as_slice())
             .expect("FeatureMap invariant: buffer matches its shape");
         nhwc.permuted_axes([0, 3, 1, 2]).as_standard_layout().into_owned()
     }
@@ -84,15 +92,14 @@ impl Workspace {
         Self::default()
     }
 
-    /// A buffer of exactly `len` values (contents unspecified, callers overwrite it).
+    /// A buffer of at least `len` values (contents unspecified, callers
+    /// overwrite the first `len`). It is not cut to `len`: a buffer keeps its
+    /// full length from layer to layer, so reusing it never refills memory.
     pub fn take(&mut self, len: usize) -> Vec<f32> {
         // Prefer the largest free buffer: after warm-up it is large enough for any layer.
-        let best = (0..self.free.len()).max_by_key(|&i| self.free[i].capacity());
+        let best = (0..self.free.len()).max_by_key(|&i| self.free[i].len());
         let mut buf = best.map(|i| self.free.swap_remove(i)).unwrap_or_default();
-        // Only growth is zero-filled: the kernels overwrite every value they own.
-        if buf.len() >= len {
-            buf.truncate(len);
-        } else {
+        if buf.len() < len {
             buf.resize(len, 0.0);
         }
         buf
@@ -179,8 +186,27 @@ impl Workspace {
 /// at 224x224: 1.6 MB for the largest map of one image, 13 MB for eight), so
 /// this is faster than pushing the whole batch through each layer; the
 /// numbers are the same, image by image. Batches of one, and passes that
-/// record stages, go straight to `forward`.
+/// record stages, go straight to `forward`. The pass runs on a rayon worker
+/// thread (see the comment inside).
 pub fn forward_per_image<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: F) -> crate::Result<Array2<f32>>
+where
+    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
+{
+    // Called from a thread outside rayon's pool (a program's main thread),
+    // every parallel loop in every layer would hand its work over to the pool
+    // and wake a worker: dozens of thread hand-offs per image, which cost
+    // more than the smallest layers themselves. Entering the pool once per
+    // forward pass lets the layers' loops start on a worker (at one thread,
+    // they then run inline).
+    if rayon::current_thread_index().is_none() {
+        let forward = &forward;
+        return rayon::scope(move |_| split_into_images(input, ws, forward));
+    }
+    split_into_images(input, ws, &forward)
+}
+
+/// The body of [`forward_per_image`], run on a rayon worker.
+fn split_into_images<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: &F) -> crate::Result<Array2<f32>>
 where
     F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
 {
