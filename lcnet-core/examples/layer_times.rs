@@ -105,8 +105,8 @@ fn in_sequence(blocks: &[(usize, usize, usize, usize)], ch: &dyn Fn(usize) -> us
         layers.push((hw, ohw, cin, cout, dw, pw));
         hw = ohw;
     }
-    let mut a = vec![0.0f32; 112 * 112 * 64];
-    let mut b = vec![0.0f32; 112 * 112 * 64];
+    let mut a = vec![0.0f32; 112 * 112 * ch(64)];
+    let mut b = vec![0.0f32; 112 * 112 * ch(64)];
     let mut times = vec![Vec::new(); 1 + 2 * layers.len()];
     for _ in 0..41 {
         let s = Instant::now();

@@ -82,6 +82,10 @@ fn pointwise_matches_reference_on_ragged_tiles() {
         (1, 7, 7, 512, 512),
         (3, 4, 5, 22, 130),
         (1, 14, 14, 128, 256),
+        // K in several blocks (ragged last block and panel), M in several row blocks.
+        (1, 5, 5, 650, 33),
+        (1, 7, 7, 1280, 24),
+        (2, 15, 20, 24, 20),
     ] {
         let shape = [n, cin, h, w];
         let x = rng.vec(n * cin * h * w, 2.0);
