@@ -2,7 +2,7 @@
 //!
 //! Exit codes: 0 success, 1 an error (the message says which file, tensor or
 //! value is wrong), 2 bad command-line usage, 3 `run` classified some images
-//! but could not read others.
+//! but could not read others, 4 `verify` ran but the outputs differ.
 
 mod build_info {
     include!(concat!(env!("OUT_DIR"), "/build_info.rs"));

@@ -187,8 +187,8 @@ pub struct Head<const I: usize, const HIDDEN: usize> {
 }
 
 impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
-    /// Loads `{conv}.weight` `[HIDDEN, I, 1, 1]` (and `{conv}.bias` `[HIDDEN]`
-    /// when `bias`; nothing when `HIDDEN` is 0), `{fc}.weight` `[features,
+    /// Loads `{conv}.weight` `[HIDDEN, I, 1, 1]` (and `{conv}.bias` `[HIDDEN]`:
+    /// required when `bias`, optional otherwise; nothing when `HIDDEN` is 0), `{fc}.weight` `[features,
     /// classes]` (Paddle's Linear layout; features = `HIDDEN`, or `I` without
     /// a conv) and `{fc}.bias` `[classes]`, and folds `dropout_scale` (0.8
     /// for Paddle's `downscale_in_infer` with p = 0.2) into the FC weights.
@@ -211,7 +211,10 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                     packed[i * HIDDEN + j] = w[j * I + i];
                 }
             }
-            let b = if bias { ck.take(&format!("{conv}.bias"), &[HIDDEN])? } else { Vec::new() };
+            // A bias the table does not ask for is still taken when present:
+            // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
+            let bias_name = format!("{conv}.bias");
+            let b = if bias || ck.shape(&bias_name).is_some() { ck.take(&bias_name, &[HIDDEN])? } else { Vec::new() };
             (packed, b)
         };
         let fc_name = format!("{fc}.weight");

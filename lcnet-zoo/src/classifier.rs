@@ -58,7 +58,7 @@ impl Classifier {
             let mut ck = Checkpoint::from_static(&format!("<embedded {}>", preset.name), bytes)?;
             return Self::from_checkpoint(&mut ck, Some(&preset.name.to_string()));
         };
-        let mut ck = Checkpoint::open(path)?;
+        let mut ck = crate::formats::open(path)?;
         Self::from_checkpoint(&mut ck, model.map(str::to_string).as_ref())
     }
 

@@ -31,6 +31,7 @@ pub use lcnet_core;
 pub use lcnet_macros::network;
 
 mod classifier;
+pub mod formats;
 pub mod onnx;
 pub mod presets;
 mod random;

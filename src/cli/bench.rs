@@ -73,7 +73,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     super::set_threads(args.threads)?;
     let (net, source) = match &args.weights {
         Some(path) => {
-            let mut ck = Checkpoint::open(path)?;
+            let mut ck = lcnet_zoo::formats::open(path)?;
             (lcnet_zoo::load(&mut ck, None)?, path.display().to_string())
         }
         None => {

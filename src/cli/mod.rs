@@ -9,6 +9,8 @@ mod infer;
 mod info;
 mod list;
 mod run;
+mod tensor_arg;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -30,8 +32,8 @@ fn long_version() -> &'static str {
 /// PP-LCNet, the fast CPU image classifier from PaddleClas, in Rust.
 ///
 /// Every width (x0.25 .. x2.5) is generated at compile time from the paper's
-/// layer table and loads PaddleClas checkpoints (safetensors with PaddleClas
-/// names).
+/// layer table and loads PP-LCNet checkpoints as PaddleClas, timm and Hugging
+/// Face transformers publish them (safetensors, `.pdparams`, ONNX via import).
 #[derive(Debug, Parser)]
 #[command(name = "lcnet", version = build_info::VERSION, long_version = long_version())]
 pub struct Cli {
@@ -51,8 +53,10 @@ enum Command {
     Infer(infer::Args),
     /// Time the forward pass (median/min/p90 ms, images/s) on this machine.
     Bench(bench::Args),
-    /// Convert a paddle2onnx PP-LCNet export into a canonical safetensors checkpoint.
+    /// Convert a checkpoint (paddle2onnx ONNX, .pdparams, timm or transformers safetensors) into a canonical one.
     Import(import::Args),
+    /// Run a checkpoint on an input and compare with reference outputs (prove a conversion).
+    Verify(verify::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit code.
@@ -64,6 +68,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Infer(args) => infer::run(&args).map(|()| 0),
         Command::Import(args) => import::run(&args).map(|()| 0),
         Command::Bench(args) => bench::run(&args).map(|()| 0),
+        Command::Verify(args) => verify::run(&args),
     }
 }
 

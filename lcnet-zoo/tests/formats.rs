@@ -1,0 +1,118 @@
+//! Checkpoints as their own libraries write them load directly and give
+//! the logits those libraries compute (data: `tools/gen_checkpoints.py`):
+//! PaddlePaddle's `paddle.save` `.pdparams` (PaddleClas PPLCNet), timm's
+//! `lcnet_035` state dict, transformers' `save_pretrained` folder.
+
+#![cfg(all(feature = "x0_25", feature = "x0_35"))]
+
+use std::path::{Path, PathBuf};
+
+use lcnet_zoo::formats::{self, Encoding, Layout};
+use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
+use lcnet_zoo::lcnet_core::{Checkpoint, Workspace};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/formats").join(name)
+}
+
+/// Runs `checkpoint` on `<case>.io.safetensors`'s input and compares with its
+/// logits (the foundation's tolerance: 1e-3 of the largest logit, at least 1e-3).
+fn check(checkpoint: &str, case: &str, model: &str) -> f32 {
+    let mut ck = formats::open(&data(checkpoint)).unwrap();
+    let net = lcnet_zoo::load(&mut ck, None).unwrap();
+    assert_eq!(net.variant().name, model, "width inferred from the shapes");
+    let mut io = Checkpoint::open(data(&format!("{case}.io.safetensors"))).unwrap();
+    let (shape, input) = io.take_any("input").unwrap();
+    let (want_shape, want) = io.take_any("logits").unwrap();
+    let input = ArrayView4::from_shape((shape[0], shape[1], shape[2], shape[3]), &input).unwrap();
+    let got = net.forward(input, &mut Workspace::new()).unwrap();
+    assert_eq!(got.shape(), want_shape.as_slice());
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-3 * scale, "{checkpoint}: max |d| {worst} > {}", 1e-3 * scale);
+    eprintln!("{checkpoint}: max |d logits| {worst:.2e} (largest logit {scale:.2})");
+    worst
+}
+
+#[test]
+fn paddle_save_pdparams_match_paddleclas() {
+    check("x0_25_c10.pdparams", "x0_25_c10", "pplcnet_x0_25");
+    check("x0_35_c4.pdparams", "x0_35_c4", "pplcnet_x0_35");
+}
+
+#[test]
+fn timm_state_dict_matches_timm() {
+    check("timm_lcnet_035_c5.safetensors", "timm_lcnet_035_c5", "pplcnet_x0_35");
+}
+
+#[test]
+fn transformers_folder_and_its_safetensors_match_transformers() {
+    check("hf_pp_lcnet_x0_25_c3", "hf_pp_lcnet_x0_25_c3", "pplcnet_x0_25");
+    // The file alone (config.json beside it is still found).
+    check("hf_pp_lcnet_x0_25_c3/model.safetensors", "hf_pp_lcnet_x0_25_c3", "pplcnet_x0_25");
+}
+
+#[test]
+fn conversion_reports_its_source_and_keeps_every_tensor() {
+    let pd = formats::read(&data("x0_25_c10.pdparams")).unwrap();
+    assert_eq!((pd.encoding, pd.layout), (Encoding::Pdparams, Layout::PaddleClas));
+    assert!(pd.tensors.iter().all(|t| t.name != formats::pdparams::STRUCTURED_NAMES_KEY));
+    assert!(pd.tensors.iter().any(|t| t.name == "blocks6.1.se.conv2.bias"));
+
+    let timm = formats::read(&data("timm_lcnet_035_c5.safetensors")).unwrap();
+    assert_eq!((timm.encoding, timm.layout), (Encoding::Safetensors, Layout::Timm));
+    let fc = timm.tensors.iter().find(|t| t.name == "fc.weight").unwrap();
+    assert_eq!(fc.shape, [1280, 5], "Linear [out, in] stored as PaddleClas [in, out]");
+    assert!(timm.tensors.iter().any(|t| t.name == "last_conv.bias"), "timm's head conv bias is kept");
+
+    let hf = formats::read(&data("hf_pp_lcnet_x0_25_c3")).unwrap();
+    assert_eq!(hf.layout, Layout::Transformers);
+    assert_eq!(hf.metadata.get("labels").map(String::as_str), Some(r#"["LABEL_0","LABEL_1","LABEL_2"]"#));
+
+    // Every tensor is used by the network (the loader refuses leftovers).
+    let mut ck = hf.into_checkpoint().unwrap();
+    assert_eq!(ck.metadata()["source_layout"], "transformers");
+    lcnet_zoo::load(&mut ck, None).unwrap();
+}
+
+#[test]
+fn a_truncated_or_corrupted_pdparams_is_an_error_never_a_panic() {
+    let bytes = std::fs::read(data("x0_25_c10.pdparams")).unwrap();
+    let cuts = (0..bytes.len()).step_by(4099).chain(bytes.len() - 64..bytes.len());
+    for cut in cuts {
+        assert!(formats::pdparams::read(&bytes[..cut]).is_err(), "cut at {cut} of {}", bytes.len());
+    }
+    // Flip bytes all over the stream: each read either fails cleanly or gives
+    // tensors; it never panics, hangs or allocates beyond the input.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..400 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let mut corrupt = bytes.clone();
+        let at = (state % bytes.len() as u64) as usize;
+        corrupt[at] ^= (state >> 32) as u8 | 1;
+        let _ = formats::pdparams::read(&corrupt);
+    }
+}
+
+#[test]
+fn unknown_layouts_and_torch_zips_are_named() {
+    let dir = std::env::temp_dir().join(format!("lcnet-formats-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let zip = dir.join("model.pth");
+    std::fs::write(&zip, b"PK\x03\x04 rest of a torch.save zip").unwrap();
+    let err = formats::open(&zip).unwrap_err().to_string();
+    assert!(err.contains("model.pth") && err.contains("safetensors"), "{err}");
+
+    let other = dir.join("bert.safetensors");
+    let w = [0.0f32; 4];
+    lcnet_zoo::lcnet_core::weights::save_f32(&other, &[("encoder.layer.0.weight", vec![4], &w)], &Default::default())
+        .unwrap();
+    let err = formats::open(&other).unwrap_err().to_string();
+    assert!(err.contains("bert.safetensors") && err.contains("encoder.layer.0.weight"), "{err}");
+
+    let err = formats::open(&dir).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,51 @@
+//! `FILE.safetensors[:NAME]` arguments (`infer --tensor`, `verify --tensor
+//! --expect`): parsing and reading one f32 tensor.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use lcnet_zoo::lcnet_core::Checkpoint;
+
+/// One f32 tensor read from a safetensors file.
+#[derive(Debug)]
+pub struct NamedTensor {
+    /// The file it came from.
+    pub file: PathBuf,
+    /// Its name in the file.
+    pub name: String,
+    /// Its dimensions.
+    pub shape: Vec<usize>,
+    /// Its values, row-major.
+    pub values: Vec<f32>,
+}
+
+impl NamedTensor {
+    /// `file:name`, for messages.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.file.display(), self.name)
+    }
+}
+
+/// `file.safetensors:name` -> (file, name); a path that exists as a whole is
+/// taken as the file (so names with colons still work), and the tensor name
+/// defaults to `default_name`.
+pub fn split<'a>(arg: &'a str, default_name: &'a str) -> (&'a Path, &'a str) {
+    if !Path::new(arg).exists() {
+        if let Some((file, name)) = arg.rsplit_once(':') {
+            if !name.is_empty() && !name.contains('/') {
+                return (Path::new(file), name);
+            }
+        }
+    }
+    (Path::new(arg), default_name)
+}
+
+/// Reads the tensor `arg` names (see [`split`]); a missing name lists the
+/// tensors the file has.
+pub fn read(arg: &str, default_name: &str) -> anyhow::Result<NamedTensor> {
+    let (file, name) = split(arg, default_name);
+    let mut ck = Checkpoint::open(file)?;
+    let (shape, values) =
+        ck.take_any(name).with_context(|| format!("tensors in {}: {}", file.display(), ck.names().join(", ")))?;
+    Ok(NamedTensor { file: file.to_path_buf(), name: name.to_string(), shape, values })
+}
