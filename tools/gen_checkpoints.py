@@ -8,7 +8,8 @@ tests/verify.rs; this script is not needed at test time):
   (`pp_lcnet.py` of PaddleClas 2.6.0, randomised BN/SE/FC as the fixture
   generator does) written by PaddlePaddle's `paddle.save(model.state_dict())`:
   a protocol-4 pickle of numpy arrays, with Paddle's
-  `StructuredToParameterName@@` entry.
+  `StructuredToParameterName@@` entry; `x0_25_c10.protocol2.pdparams` is the
+  same model with `protocol=2`.
 * `timm_lcnet_035_c5.safetensors`: timm's `lcnet_035` (5 classes; timm's
   names, `conv_head` with a bias, `classifier` stored [out, in], no dropout
   scaling at inference), `safetensors.torch.save_file(model.state_dict())`,
@@ -53,6 +54,9 @@ def paddle_checkpoints():
             logits = model(paddle.to_tensor(x)).numpy()
         name = os.path.join(OUT, f"x{str(scale).replace('.', '_')}_c{classes}")
         paddle.save(model.state_dict(), name + ".pdparams")
+        if scale == 0.25:
+            # Protocol 2, as older Paddle releases wrote: text GLOBAL and BINPUT opcodes.
+            paddle.save(model.state_dict(), name + ".protocol2.pdparams", protocol=2)
         R.save_safetensors({"input": x, "logits": logits}, name + ".io.safetensors",
                            {"source": "PaddleClas PPLCNet", "paddle": paddle.__version__})
         print(name, logits.shape, float(np.abs(logits).max()))

@@ -38,6 +38,8 @@ fn check(checkpoint: &str, case: &str, model: &str) -> f32 {
 fn paddle_save_pdparams_match_paddleclas() {
     check("x0_25_c10.pdparams", "x0_25_c10", "pplcnet_x0_25");
     check("x0_35_c4.pdparams", "x0_35_c4", "pplcnet_x0_35");
+    // Protocol 2 (older Paddle): text GLOBALs, bytes as _codecs.encode(text, "latin1").
+    check("x0_25_c10.protocol2.pdparams", "x0_25_c10", "pplcnet_x0_25");
 }
 
 #[test]

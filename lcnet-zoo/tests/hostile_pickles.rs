@@ -20,6 +20,8 @@ fn globals_outside_the_allow_list_are_refused_by_name() {
     // numpy, but not one of the allowed callables.
     refused(b"\x80\x02cnumpy.core.multiarray\nscalar\n)R.", "numpy.core.multiarray.scalar");
     refused(b"\x80\x02cnumpy\nload\n)R.", "numpy.load");
+    // _codecs.encode is allowed only as protocol 2's latin1 bytes.
+    refused(b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x05\x00\x00\x00utf-8\x86R.", "REDUCE");
 }
 
 #[test]

@@ -2,9 +2,10 @@
 //! arrays needs, and nothing that can run code.
 //!
 //! Python's `pickle` calls whatever global a stream names. This reader knows
-//! five globals (numpy's `_reconstruct` under its two module names,
-//! `numpy.ndarray`, `numpy.dtype`, `collections.OrderedDict`) and builds their
-//! results itself; any other global, and every opcode outside the list in
+//! six globals (numpy's `_reconstruct` under its two module names,
+//! `numpy.ndarray`, `numpy.dtype`, `collections.OrderedDict`, and
+//! `_codecs.encode` with the `latin1` codec, which protocol 2 uses for bytes)
+//! and computes their results itself; any other global, and every opcode outside the list in
 //! `Machine::step`, stops the read with an error naming it and its offset.
 //! Memory is bounded by the input: a length is checked against the bytes
 //! left before anything is allocated, shared values (memo, `DUP`) are
@@ -30,6 +31,9 @@ pub enum Global {
     Dtype,
     /// `collections.OrderedDict`.
     OrderedDict,
+    /// `_codecs.encode`, only as `encode(text, "latin1")`: how protocol 2
+    /// writes a bytes object (each character is one byte).
+    Latin1Encode,
 }
 
 /// Element types of arrays this reader converts.
@@ -361,10 +365,11 @@ impl<'a> Machine<'a> {
             ("numpy", "ndarray") => Global::NdArray,
             ("numpy", "dtype") => Global::Dtype,
             ("collections", "OrderedDict") => Global::OrderedDict,
+            ("_codecs", "encode") => Global::Latin1Encode,
             _ => {
                 return Err(format!(
                     "refusing global `{module}.{name}`: a checkpoint may only name numpy's _reconstruct, \
-                     ndarray and dtype, and collections.OrderedDict"
+                     ndarray and dtype, collections.OrderedDict and _codecs.encode (latin1)"
                 ))
             }
         };
@@ -382,6 +387,12 @@ impl<'a> Machine<'a> {
             ) => Value::Array(Rc::new(RefCell::new(Array::default()))),
             (Value::Global(Global::Dtype), [Value::Str(code), ..]) => {
                 Value::Dtype(Rc::new(RefCell::new(DtypeSpec { code: code.to_string(), order: "=".into() })))
+            }
+            (Value::Global(Global::Latin1Encode), [Value::Str(text), Value::Str(codec)])
+                if matches!(&**codec, "latin1" | "latin-1") =>
+            {
+                let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+                Value::Bytes(Rc::new(bytes.ok_or("latin1 text with a character above U+00FF")?))
             }
             (Value::Global(Global::OrderedDict), []) => dict(Vec::new())?,
             (Value::Global(Global::OrderedDict), [Value::List(pairs)]) => {
