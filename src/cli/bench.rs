@@ -21,7 +21,7 @@ pub struct Args {
     /// Architecture or preset to time (random weights unless the preset embeds some).
     #[arg(long, short, default_value = "pplcnet_x1_0")]
     model: String,
-    /// Time this checkpoint instead (its architecture is inferred).
+    /// Time this checkpoint instead (its architecture is inferred); any format `lcnet import` reads.
     #[arg(long, short)]
     weights: Option<PathBuf>,
     /// Images per forward pass.

@@ -30,7 +30,8 @@ pub struct Args {
     /// Preset or architecture: `doc_ori` (embedded, the default), `pplcnet_x1_0`, ... (see `lcnet list`).
     #[arg(long, short)]
     model: Option<String>,
-    /// Checkpoint to use instead of the embedded weights (its metadata supplies labels and preprocessing).
+    /// Checkpoint to use instead of the embedded weights (its metadata supplies labels and preprocessing):
+    /// safetensors with PaddleClas, timm or transformers names, a `.pdparams`, or a `save_pretrained` folder.
     #[arg(long, short)]
     weights: Option<PathBuf>,
     /// How many classes to report per image.
