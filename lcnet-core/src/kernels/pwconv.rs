@@ -186,6 +186,9 @@ mod avx2 {
     /// of 64 bytes: measured best of 8, 16, 32, 64 on Zen 3).
     const PF_AHEAD: usize = 32;
 
+    /// K steps per iteration of the micro-kernel's loop.
+    const UNROLL: usize = 4;
+
     /// `total` split into as few parts of at most `max` as possible, as
     /// equal as possible, each (but the last) a multiple of `unit`: K = 640
     /// runs as 3 x 216 rather than 256 + 256 + 128, and a 14x14 image's 196
@@ -231,6 +234,9 @@ mod avx2 {
                 if pass.first {
                     lo[r] = _mm256_loadu_ps(bias.as_ptr());
                     hi[r] = _mm256_loadu_ps(bias.as_ptr().add(8));
+                } else if cols == NR {
+                    lo[r] = _mm256_loadu_ps(c.as_ptr().add(r * ldc));
+                    hi[r] = _mm256_loadu_ps(c.as_ptr().add(r * ldc + 8));
                 } else {
                     let mut tmp = [0.0f32; NR];
                     std::ptr::copy_nonoverlapping(c.as_ptr().add(r * ldc), tmp.as_mut_ptr(), cols);
@@ -238,18 +244,36 @@ mod avx2 {
                     hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
                 }
             }
-            for kk in 0..kc {
-                // The weights of the rows a few steps ahead (of this panel,
-                // then of the next one, which follows it in memory): the
-                // first tile of a panel finds them in L1 instead of L3.
-                _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add((kk + PF_AHEAD) * NR).cast());
-                let b0 = _mm256_loadu_ps(bp.add(kk * NR));
-                let b1 = _mm256_loadu_ps(bp.add(kk * NR + 8));
-                for r in 0..R {
-                    let x = _mm256_broadcast_ss(&*ap.add(r * lda + kk));
-                    lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
-                    hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+            // A macro, not a closure: closures do not inherit `target_feature`.
+            macro_rules! step {
+                ($kk:expr) => {{
+                    let kk = $kk;
+                    // The weights of the rows a few steps ahead (of this panel,
+                    // then of the next one, which follows it in memory): the
+                    // first tile of a panel finds them in L1 instead of L3.
+                    _mm_prefetch::<_MM_HINT_T0>(bp.wrapping_add((kk + PF_AHEAD) * NR).cast());
+                    let b0 = _mm256_loadu_ps(bp.add(kk * NR));
+                    let b1 = _mm256_loadu_ps(bp.add(kk * NR + 8));
+                    for r in 0..R {
+                        let x = _mm256_broadcast_ss(&*ap.add(r * lda + kk));
+                        lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
+                        hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+                    }
+                }};
+            }
+            // Four K steps per loop iteration, as MLAS does: 10-15% faster
+            // than one at x2.5 (in-process A/B), the loop's own bookkeeping
+            // no longer competing with the FMAs.
+            let mut kk = 0;
+            while kk + UNROLL <= kc {
+                for u in 0..UNROLL {
+                    step!(kk + u);
                 }
+                kk += UNROLL;
+            }
+            while kk < kc {
+                step!(kk);
+                kk += 1;
             }
             for r in 0..R {
                 let (v0, v1) = if pass.last { (act(lo[r], pass.act), act(hi[r], pass.act)) } else { (lo[r], hi[r]) };
