@@ -226,7 +226,10 @@ where
         .enumerate()
         .map(|(g, child)| {
             (g * per_group..((g + 1) * per_group).min(n))
-                .map(|i| forward(input.slice_axis(Axis(0), Slice::from(i..i + 1)), child))
+                .map(|i| {
+                    let image = input.slice_axis(Axis(0), Slice::from(i..i + 1));
+                    crate::kernels::threads::serially(|| forward(image, child))
+                })
                 .collect()
         })
         .collect();

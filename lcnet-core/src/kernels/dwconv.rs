@@ -4,8 +4,6 @@
 //! channel vector per kernel tap; taps that fall into the zero padding are
 //! skipped, so borders need no padded copy of the input.
 
-use rayon::prelude::*;
-
 use super::dispatch::Fma;
 use super::{conv_out_len, isa, Activation, Isa};
 
@@ -61,7 +59,7 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
     let (oh, ow) = p.out_hw(h, w);
     debug_assert_eq!(input.len(), batch * h * w * c);
     debug_assert_eq!(out.len(), batch * oh * ow * c);
-    out.par_chunks_mut(ow * c).enumerate().for_each(|(row, out_row)| {
+    super::threads::for_each_chunk(out, ow * c, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
         let image = &input[img * h * w * c..][..h * w * c];
         match isa {

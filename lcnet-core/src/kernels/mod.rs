@@ -14,6 +14,7 @@ pub mod pwconv;
 pub mod se;
 mod simd;
 pub mod stem;
+pub mod threads;
 
 pub use activation::{hard_sigmoid, hard_swish, Activation};
 pub use dispatch::{isa, Isa};

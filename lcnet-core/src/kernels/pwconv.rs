@@ -83,7 +83,7 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
 /// read the weights fewer times (they dominate the traffic of the late,
 /// small-image layers).
 fn rows_per_task(pixels: usize) -> usize {
-    pixels.div_ceil(rayon::current_num_threads()).next_multiple_of(MR).max(MR)
+    pixels.div_ceil(super::threads::threads()).next_multiple_of(MR).max(MR)
 }
 
 /// Portable code over the same packed layout (the test oracle's twin and the

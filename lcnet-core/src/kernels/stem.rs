@@ -3,8 +3,6 @@
 //! Reading NCHW here means the public NCHW tensor never needs a separate
 //! transpose: the stem is where the layout changes.
 
-use rayon::prelude::*;
-
 use super::dispatch::Fma;
 use super::{conv_out_len, isa, Activation, Isa};
 
@@ -67,7 +65,7 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
     let image_len = p.in_channels * h * w;
     debug_assert_eq!(input.len(), batch * image_len);
     debug_assert_eq!(out.len(), batch * oh * ow * p.out_channels);
-    out.par_chunks_mut(ow * p.out_channels).enumerate().for_each(|(row, out_row)| {
+    super::threads::for_each_chunk(out, ow * p.out_channels, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
         let image = &input[img * image_len..][..image_len];
         match isa {
