@@ -46,14 +46,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
     let input = super::tensor_arg::read(&args.tensor, "input")?;
-    let [n, c, h, w] = input.shape[..] else {
-        bail!(
-            "{}: tensor `{}` has shape {:?}, expected NCHW [N, 3, H, W]",
-            input.file.display(),
-            input.name,
-            input.shape
-        );
-    };
+    let (n, c, h, w) = input.nchw()?;
     let (input_label, input) = (input.label(), ArrayView4::from_shape((n, c, h, w), &input.values)?);
 
     let mut ck = lcnet_zoo::formats::open(&args.weights)?;

@@ -24,6 +24,19 @@ impl NamedTensor {
     pub fn label(&self) -> String {
         format!("{}:{}", self.file.display(), self.name)
     }
+
+    /// The four dimensions of an NCHW input, or an error naming the tensor.
+    pub fn nchw(&self) -> anyhow::Result<(usize, usize, usize, usize)> {
+        match self.shape[..] {
+            [n, c, h, w] => Ok((n, c, h, w)),
+            _ => anyhow::bail!(
+                "{}: tensor `{}` has shape {:?}, expected NCHW [N, 3, H, W]",
+                self.file.display(),
+                self.name,
+                self.shape
+            ),
+        }
+    }
 }
 
 /// `file.safetensors:name` -> (file, name); a path that exists as a whole is

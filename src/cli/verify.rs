@@ -74,14 +74,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     }
     let input = tensor_arg::read(&args.tensor, "input")?;
     let expected = tensor_arg::read(&args.expect, "logits")?;
-    let [n, c, h, w] = input.shape[..] else {
-        bail!(
-            "{}: tensor `{}` has shape {:?}, expected NCHW [N, 3, H, W]",
-            input.file.display(),
-            input.name,
-            input.shape
-        );
-    };
+    let (n, c, h, w) = input.nchw()?;
     let mut ck = lcnet_zoo::formats::open(&args.weights)?;
     let source = describe_source(ck.metadata());
     let net = lcnet_zoo::load(&mut ck, args.model.as_deref())?;
