@@ -15,16 +15,8 @@ use lcnet_zoo::lcnet_core::Workspace;
     after_help = "Example:\n  lcnet infer --weights pplcnet_x1_0.safetensors --tensor batch.safetensors:input --out logits.safetensors"
 )]
 pub struct Args {
-    /// Model name (`pplcnet_x1_0` or `x1_0`); inferred from the checkpoint's shapes when omitted.
-    #[arg(long, short)]
-    model: Option<String>,
-    /// Checkpoint: safetensors (PaddleClas, timm or transformers names), a PaddlePaddle
-    /// `.pdparams`, or a transformers `save_pretrained` folder.
-    #[arg(long, short)]
-    weights: PathBuf,
-    /// Input tensor, `FILE.safetensors[:NAME]`: f32 NCHW `[N, 3, H, W]`; NAME defaults to `input`.
-    #[arg(long, short)]
-    tensor: String,
+    #[command(flatten)]
+    run: super::tensor_arg::ModelInput,
     /// Output safetensors file; receives `logits` `[N, classes]` f32 (before softmax).
     #[arg(long, short)]
     out: PathBuf,
@@ -34,23 +26,20 @@ pub struct Args {
     /// Overwrite OUT if it exists.
     #[arg(long)]
     force: bool,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 /// Loads, runs, writes.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    super::set_threads(args.threads)?;
+    super::set_threads(args.run.threads)?;
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to overwrite it", args.out.display());
     }
-    let input = super::tensor_arg::read(&args.tensor, "input")?;
+    let input = super::tensor_arg::read(&args.run.tensor, "input")?;
     let (n, c, h, w) = input.nchw()?;
     let (input_label, input) = (input.label(), ArrayView4::from_shape((n, c, h, w), &input.values)?);
 
-    let mut ck = lcnet_zoo::formats::open(&args.weights)?;
-    let net = lcnet_zoo::load(&mut ck, args.model.as_deref())?;
+    let mut ck = lcnet_zoo::formats::open(&args.run.weights)?;
+    let net = lcnet_zoo::load(&mut ck, args.run.model.as_deref())?;
     let mut ws = Workspace::new();
     if args.stages {
         ws.record_stages();
@@ -69,7 +58,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let metadata = BTreeMap::from([
         ("model".to_string(), net.variant().name.to_string()),
         ("classes".to_string(), net.classes().to_string()),
-        ("weights".to_string(), args.weights.display().to_string()),
+        ("weights".to_string(), args.run.weights.display().to_string()),
     ]);
     save_f32(&args.out, &tensors, &metadata)?;
     Ok(())

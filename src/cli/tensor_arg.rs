@@ -6,6 +6,25 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use lcnet_zoo::lcnet_core::Checkpoint;
 
+/// The options of the commands that run a checkpoint on a raw tensor
+/// (`infer`, `verify`).
+#[derive(Debug, clap::Args)]
+pub struct ModelInput {
+    /// Model name (`pplcnet_x1_0` or `x1_0`); inferred from the checkpoint's shapes when omitted.
+    #[arg(long, short)]
+    pub model: Option<String>,
+    /// Checkpoint: safetensors (PaddleClas, timm or transformers names), a PaddlePaddle
+    /// `.pdparams`, or a transformers `save_pretrained` folder.
+    #[arg(long, short)]
+    pub weights: PathBuf,
+    /// Input tensor, `FILE.safetensors[:NAME]`: f32 NCHW `[N, 3, H, W]`; NAME defaults to `input`.
+    #[arg(long, short)]
+    pub tensor: String,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
 /// One f32 tensor read from a safetensors file.
 #[derive(Debug)]
 pub struct NamedTensor {

@@ -1,8 +1,6 @@
 //! `lcnet verify`: run a checkpoint on an input and compare with outputs the
 //! original framework computed, so a user can prove a conversion.
 
-use std::path::PathBuf;
-
 use anyhow::bail;
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
 use lcnet_zoo::lcnet_core::Workspace;
@@ -23,16 +21,8 @@ Examples:
   lcnet verify --weights PPLCNet_x1_0_pretrained.pdparams --tensor io.safetensors:input --expect io.safetensors:logits
   lcnet verify --weights lcnet_050.safetensors --tensor x.safetensors --expect probs.safetensors:probs --json")]
 pub struct Args {
-    /// Model name (`pplcnet_x1_0` or `x1_0`); inferred from the checkpoint's shapes when omitted.
-    #[arg(long, short)]
-    model: Option<String>,
-    /// Checkpoint in any format `--weights` accepts (safetensors with PaddleClas, timm or
-    /// transformers names, a PaddlePaddle `.pdparams`, a transformers `save_pretrained` folder).
-    #[arg(long, short)]
-    weights: PathBuf,
-    /// Input, `FILE.safetensors[:NAME]`: f32 NCHW `[N, 3, H, W]`; NAME defaults to `input`.
-    #[arg(long, short)]
-    tensor: String,
+    #[command(flatten)]
+    run: super::tensor_arg::ModelInput,
     /// Reference outputs, `FILE.safetensors[:NAME]`: `[N, classes]` logits or probabilities;
     /// NAME defaults to `logits`.
     #[arg(long, short)]
@@ -50,9 +40,6 @@ pub struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 /// The largest difference found.
@@ -68,16 +55,16 @@ struct Worst {
 
 /// Runs and compares; returns the exit code.
 pub fn run(args: &Args) -> anyhow::Result<u8> {
-    super::set_threads(args.threads)?;
+    super::set_threads(args.run.threads)?;
     if !(args.rtol >= 0.0 && args.atol >= 0.0) {
         bail!("--rtol and --atol must be >= 0 (got {} and {})", args.rtol, args.atol);
     }
-    let input = tensor_arg::read(&args.tensor, "input")?;
+    let input = tensor_arg::read(&args.run.tensor, "input")?;
     let expected = tensor_arg::read(&args.expect, "logits")?;
     let (n, c, h, w) = input.nchw()?;
-    let mut ck = lcnet_zoo::formats::open(&args.weights)?;
+    let mut ck = lcnet_zoo::formats::open(&args.run.weights)?;
     let source = describe_source(ck.metadata());
-    let net = lcnet_zoo::load(&mut ck, args.model.as_deref())?;
+    let net = lcnet_zoo::load(&mut ck, args.run.model.as_deref())?;
     let mut logits = net.forward(ArrayView4::from_shape((n, c, h, w), &input.values)?, &mut Workspace::new())?;
     if expected.shape != logits.shape() {
         bail!(
@@ -148,7 +135,7 @@ fn print_report(
     worst: Option<Worst>,
     pass: bool,
 ) {
-    println!("{}: {model}, {classes} classes ({source})", args.weights.display());
+    println!("{}: {model}, {classes} classes ({source})", args.run.weights.display());
     println!("compared {what} {:?} with {} (rtol {}, atol {})", expected.shape, expected.label(), args.rtol, args.atol);
     println!("max abs error {max_abs:.3e}, max rel error {max_rel:.3e}");
     if let Some(w) = worst {
