@@ -187,7 +187,8 @@ impl Workspace {
 /// this is faster than pushing the whole batch through each layer; the
 /// numbers are the same, image by image. Batches of one, and passes that
 /// record stages, go straight to `forward`. The pass runs on a rayon worker
-/// thread (see the comment inside).
+/// thread, or, with a one-thread pool, on the calling thread with every
+/// kernel serial (see the comments inside).
 pub fn forward_per_image<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: F) -> crate::Result<Array2<f32>>
 where
     F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
@@ -199,13 +200,18 @@ where
     // forward pass lets the layers' loops start on a worker (at one thread,
     // they then run inline).
     if rayon::current_thread_index().is_none() {
+        if rayon::current_num_threads() == 1 {
+            // A one-thread pool would only run the pass beside this idle
+            // thread: run it here, every kernel serially, with no hand-off.
+            return crate::kernels::threads::serially(|| split_into_images(input, ws, &forward));
+        }
         let forward = &forward;
         return rayon::scope(move |_| split_into_images(input, ws, forward));
     }
     split_into_images(input, ws, &forward)
 }
 
-/// The body of [`forward_per_image`], run on a rayon worker.
+/// The body of [`forward_per_image`], on a rayon worker (or, with one thread, the caller).
 fn split_into_images<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: &F) -> crate::Result<Array2<f32>>
 where
     F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
@@ -217,7 +223,15 @@ where
     if n <= 1 || ws.observing() {
         return forward(input, ws);
     }
-    let groups = rayon::current_num_threads().min(n);
+    let groups = crate::kernels::threads::threads().min(n);
+    if groups == 1 {
+        // One thread: the images one after another, in the main workspace.
+        let rows: Vec<Array2<f32>> = (0..n)
+            .map(|i| forward(input.slice_axis(Axis(0), Slice::from(i..i + 1)), ws))
+            .collect::<crate::Result<_>>()?;
+        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+        return Ok(ndarray::concatenate(Axis(0), &views).expect("every image gives one row of the same width"));
+    }
     ws.children.resize_with(groups, Workspace::new);
     let per_group = n.div_ceil(groups);
     let results: Vec<crate::Result<Vec<Array2<f32>>>> = ws

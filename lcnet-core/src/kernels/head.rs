@@ -62,10 +62,16 @@ pub fn run_isa(
     assert_eq!(x.len(), batch * pixels * c, "head input size");
     assert_eq!(logits.len(), batch * classes, "head output size");
     assert_eq!(scratch.len(), batch * p.scratch_per_image(), "head scratch size");
+    let per_image = p.scratch_per_image();
+    if super::threads::threads() == 1 {
+        let images = logits.chunks_mut(classes).zip(x.chunks(pixels * c)).zip(scratch.chunks_mut(per_image));
+        images.for_each(|((logits, image), scratch)| head_image(isa, p, image, scratch, logits));
+        return;
+    }
     logits
         .par_chunks_mut(classes)
         .zip(x.par_chunks(pixels * c))
-        .zip(scratch.par_chunks_mut(p.scratch_per_image()))
+        .zip(scratch.par_chunks_mut(per_image))
         .for_each(|((logits, image), scratch)| head_image(isa, p, image, scratch, logits));
 }
 

@@ -68,14 +68,18 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
     let (k, n) = (p.in_channels, p.out_channels);
     assert_eq!(input.len(), pixels * k, "pointwise input size");
     assert_eq!(out.len(), pixels * n, "pointwise output size");
-    let rows = rows_per_task(pixels);
-    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| match isa {
+    let gemm = |out: &mut [f32], input: &[f32]| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is a tier the CPU supports (from `isa()` or checked by
         // the caller), and AVX-512 implies AVX2 + FMA.
         Isa::Avx2 | Isa::Avx512 => unsafe { avx2::gemm_rows(p, input, out) },
         _ => portable::gemm_rows(p, input, out),
-    });
+    };
+    if super::threads::threads() == 1 {
+        return gemm(out, input);
+    }
+    let rows = rows_per_task(pixels);
+    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| gemm(out, input));
 }
 
 /// Rows per rayon task: one task per thread, whole register tiles. Each task

@@ -49,8 +49,14 @@ pub fn run_isa(isa: Isa, p: &SeWeights, x: &mut [f32], batch: usize, pixels: usi
     let c = p.channels();
     assert_eq!(x.len(), batch * pixels * c, "SE input size");
     assert_eq!(scratch.len(), batch * p.scratch_per_image(), "SE scratch size");
+    let per_image = p.scratch_per_image();
+    if super::threads::threads() == 1 {
+        let images = x.chunks_mut(pixels * c).zip(scratch.chunks_mut(per_image));
+        images.for_each(|(image, scratch)| se_image(isa, p, image, scratch));
+        return;
+    }
     x.par_chunks_mut(pixels * c)
-        .zip(scratch.par_chunks_mut(p.scratch_per_image()))
+        .zip(scratch.par_chunks_mut(per_image))
         .for_each(|(image, scratch)| se_image(isa, p, image, scratch));
 }
 
