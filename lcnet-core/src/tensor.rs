@@ -224,33 +224,29 @@ where
         return forward(input, ws);
     }
     let groups = crate::kernels::threads::threads().min(n);
-    if groups == 1 {
+    let image = |i: usize| input.slice_axis(Axis(0), Slice::from(i..i + 1));
+    let rows: Vec<Array2<f32>> = if groups == 1 {
         // One thread: the images one after another, in the main workspace.
-        let rows: Vec<Array2<f32>> = (0..n)
-            .map(|i| forward(input.slice_axis(Axis(0), Slice::from(i..i + 1)), ws))
-            .collect::<crate::Result<_>>()?;
-        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-        return Ok(ndarray::concatenate(Axis(0), &views).expect("every image gives one row of the same width"));
-    }
-    ws.children.resize_with(groups, Workspace::new);
-    let per_group = n.div_ceil(groups);
-    let results: Vec<crate::Result<Vec<Array2<f32>>>> = ws
-        .children
-        .par_iter_mut()
-        .enumerate()
-        .map(|(g, child)| {
-            (g * per_group..((g + 1) * per_group).min(n))
-                .map(|i| {
-                    let image = input.slice_axis(Axis(0), Slice::from(i..i + 1));
-                    crate::kernels::threads::serially(|| forward(image, child))
-                })
-                .collect()
-        })
-        .collect();
-    let mut rows = Vec::with_capacity(n);
-    for group in results {
-        rows.extend(group?);
-    }
+        (0..n).map(|i| forward(image(i), ws)).collect::<crate::Result<_>>()?
+    } else {
+        ws.children.resize_with(groups, Workspace::new);
+        let per_group = n.div_ceil(groups);
+        let results: Vec<crate::Result<Vec<Array2<f32>>>> = ws
+            .children
+            .par_iter_mut()
+            .enumerate()
+            .map(|(g, child)| {
+                (g * per_group..((g + 1) * per_group).min(n))
+                    .map(|i| crate::kernels::threads::serially(|| forward(image(i), child)))
+                    .collect()
+            })
+            .collect();
+        let mut rows = Vec::with_capacity(n);
+        for group in results {
+            rows.extend(group?);
+        }
+        rows
+    };
     let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
     Ok(ndarray::concatenate(Axis(0), &views).expect("every image gives one row of the same width"))
 }

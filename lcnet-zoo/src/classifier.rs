@@ -125,12 +125,7 @@ impl Classifier {
     /// Runs a preprocessed batch `[n, 3, crop, crop]`; returns softmax probabilities.
     pub fn probabilities(&self, batch: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
         let mut logits = self.net.forward(batch, ws)?;
-        for mut row in logits.rows_mut() {
-            let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            row.mapv_inplace(|v| (v - max).exp());
-            let sum = row.sum();
-            row.mapv_inplace(|v| v / sum);
-        }
+        softmax_rows(&mut logits);
         Ok(logits)
     }
 
@@ -143,5 +138,16 @@ impl Classifier {
             .take(k)
             .map(|index| Prediction { index, label: self.labels[index].clone(), prob: probs[index] })
             .collect()
+    }
+}
+
+/// Softmax of every row of `[n, classes]` logits, in place (max-subtracted,
+/// so large logits do not overflow).
+pub fn softmax_rows(logits: &mut Array2<f32>) {
+    for mut row in logits.rows_mut() {
+        let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row.mapv_inplace(|v| v / sum);
     }
 }

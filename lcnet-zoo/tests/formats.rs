@@ -72,7 +72,7 @@ fn conversion_reports_its_source_and_keeps_every_tensor() {
     assert_eq!(hf.metadata.get("labels").map(String::as_str), Some(r#"["LABEL_0","LABEL_1","LABEL_2"]"#));
 
     // Every tensor is used by the network (the loader refuses leftovers).
-    let mut ck = hf.into_checkpoint().unwrap();
+    let mut ck = hf.to_checkpoint().unwrap();
     assert_eq!(ck.metadata()["source_layout"], "transformers");
     lcnet_zoo::load(&mut ck, None).unwrap();
 }

@@ -85,38 +85,34 @@ fn is_onnx(path: &Path) -> bool {
 /// `lcnet import` of a `.pdparams`, timm or transformers checkpoint.
 fn convert(args: &Args) -> anyhow::Result<()> {
     let converted = lcnet_zoo::formats::read(&args.model)?;
-    let (layout, encoding) = (converted.layout, converted.encoding);
     // Load the result once: it must be a complete PP-LCNet of some width.
-    let file = converted.file.clone();
-    let tensors = converted.tensors.clone();
-    let mut ck = converted.into_checkpoint()?;
+    let mut ck = converted.to_checkpoint()?;
     let net = lcnet_zoo::load(&mut ck, None)?;
     let variant = net.variant();
     let preset = match &args.preset {
         Some(name) => lcnet_zoo::presets::find(name)?,
         None => lcnet_zoo::presets::for_model(variant.name)?,
     };
+    let file = &converted.file;
     let file_name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut metadata = ck.metadata().clone();
     metadata.extend([
         ("preset".to_string(), preset.name.to_string()),
         ("preprocess".to_string(), preset.preprocess.to_json()),
-        ("source".to_string(), format!("{file_name} (sha256 {})", sha256_file(&file)?)),
+        ("source".to_string(), format!("{file_name} (sha256 {})", sha256_file(file)?)),
         ("converter".to_string(), format!("lcnet import {}", env!("CARGO_PKG_VERSION"))),
     ]);
     metadata.insert("model".to_string(), variant.name.to_string());
     metadata.insert("classes".to_string(), net.classes().to_string());
-    let refs: Vec<(&str, Vec<usize>, &[f32])> =
-        tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), t.values.as_slice())).collect();
-    lcnet_zoo::lcnet_core::weights::save_f32(&args.out, &refs, &metadata)?;
+    lcnet_zoo::lcnet_core::weights::save_f32(&args.out, &converted.views(), &metadata)?;
     println!(
         "{}: {} with {} classes ({} layout, {}), {} tensors -> {}",
         args.model.display(),
         variant.name,
         net.classes(),
-        layout.name(),
-        format!("{encoding:?}").to_lowercase(),
-        tensors.len(),
+        converted.layout.name(),
+        format!("{:?}", converted.encoding).to_lowercase(),
+        converted.tensors.len(),
         args.out.display()
     );
     Ok(())

@@ -82,12 +82,7 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
         _ => looks_like_probabilities(&expected),
     };
     if probs {
-        for mut row in logits.rows_mut() {
-            let max = row.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            row.mapv_inplace(|v| (v - max).exp());
-            let sum = row.sum();
-            row.mapv_inplace(|v| v / sum);
-        }
+        lcnet_zoo::softmax_rows(&mut logits);
     }
     let got = logits.as_standard_layout();
     let got = got.as_slice().expect("standard layout");

@@ -61,8 +61,9 @@ const PADDLE_STAGES: [(&str, usize); 5] =
 /// `Dropout(p=0.2, mode="downscale_in_infer")`).
 pub const CANONICAL_DROPOUT_SCALE: f32 = 0.8;
 
-/// A source's blocks, `(stage, index)`, numbered in network order.
-type BlockOrder = BTreeMap<(usize, usize), usize>;
+/// A source's blocks, `(stage, index)`, each with the PaddleClas block it is
+/// (`blocks5.2`), matched in network order.
+type BlockOrder = BTreeMap<(usize, usize), String>;
 
 /// PaddleClas name prefixes of the blocks, in network order.
 fn paddle_blocks() -> Vec<String> {
@@ -89,11 +90,11 @@ pub fn to_canonical(layout: Layout, tensors: Vec<Tensor>, dropout_scale: f32) ->
         Layout::Timm => timm_name,
         Layout::Transformers => transformers_name,
     };
-    // Number the source's blocks in network order: (stage, index) -> flat.
-    let mut order = BTreeMap::new();
+    // Match the source's blocks to PaddleClas's in network order.
+    let mut order = BlockOrder::new();
     for t in &tensors {
         if let Some(key) = block_key(layout, &t.name) {
-            order.entry(key).or_insert(0);
+            order.entry(key).or_default();
         }
     }
     let paddle = paddle_blocks();
@@ -105,8 +106,8 @@ pub fn to_canonical(layout: Layout, tensors: Vec<Tensor>, dropout_scale: f32) ->
             paddle.len()
         ));
     }
-    for (flat, slot) in order.values_mut().enumerate() {
-        *slot = flat;
+    for (slot, prefix) in order.values_mut().zip(paddle) {
+        *slot = prefix;
     }
     let mut out = Vec::with_capacity(tensors.len());
     for t in tensors {
@@ -131,17 +132,7 @@ pub fn to_canonical(layout: Layout, tensors: Vec<Tensor>, dropout_scale: f32) ->
             t.shape = vec![features, classes];
         }
     }
-    // Fill in the PaddleClas block prefix now that the order is known.
-    Ok(out
-        .into_iter()
-        .map(|mut t| {
-            if let Some((flat, rest)) = t.name.strip_prefix('#').and_then(|s| s.split_once('#')) {
-                let flat: usize = flat.parse().expect("written below");
-                t.name = format!("{}.{rest}", paddle[flat]);
-            }
-            t
-        })
-        .collect())
+    Ok(out)
 }
 
 /// `(stage, index)` of a block tensor's name.
@@ -176,9 +167,9 @@ fn bn(field: &str) -> Option<&'static str> {
     })
 }
 
-/// `#flat#rest`: a block-relative name, resolved to `blocksN.i.rest` later.
+/// `blocksN.i.rest`: a block-relative name under its PaddleClas block.
 fn in_block(order: &BlockOrder, key: (usize, usize), rest: String) -> Option<String> {
-    Some(format!("#{}#{rest}", order.get(&key)?))
+    Some(format!("{}.{rest}", order.get(&key)?))
 }
 
 fn timm_name(name: &str, order: &BlockOrder) -> Option<String> {

@@ -56,14 +56,17 @@ pub struct Converted {
 impl Converted {
     /// The converted tensors as an in-memory canonical checkpoint, with the
     /// source noted in its metadata (`source_layout`, `source_encoding`).
-    pub fn into_checkpoint(self) -> Result<Checkpoint> {
+    pub fn to_checkpoint(&self) -> Result<Checkpoint> {
         let mut metadata = self.metadata.clone();
         metadata.insert("source_layout".into(), self.layout.name().into());
         metadata.insert("source_encoding".into(), format!("{:?}", self.encoding).to_lowercase());
-        let refs: Vec<(&str, Vec<usize>, &[f32])> =
-            self.tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), t.values.as_slice())).collect();
-        let bytes = lcnet_core::weights::to_bytes(&refs, &metadata)?;
+        let bytes = lcnet_core::weights::to_bytes(&self.views(), &metadata)?;
         Checkpoint::from_vec(&self.file.display().to_string(), bytes)
+    }
+
+    /// `(name, shape, values)` of every tensor, as the safetensors writers take them.
+    pub fn views(&self) -> Vec<(&str, Vec<usize>, &[f32])> {
+        self.tensors.iter().map(|t| (t.name.as_str(), t.shape.clone(), t.values.as_slice())).collect()
     }
 }
 
@@ -77,7 +80,7 @@ pub fn open(path: &Path) -> Result<Checkpoint> {
             return Ok(ck);
         }
     }
-    read(path)?.into_checkpoint()
+    read(path)?.to_checkpoint()
 }
 
 /// Reads a checkpoint in any supported format and layout and converts it to
