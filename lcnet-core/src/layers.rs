@@ -133,12 +133,12 @@ impl<const C: usize, const MID: usize> Se<C, MID> {
     /// `{prefix}.conv2.{weight,bias}` (`[C, MID, 1, 1]`, `[C]`).
     pub fn load(ck: &mut Checkpoint, prefix: &str) -> Result<Self> {
         Ok(Se {
-            weights: se::SeWeights {
-                reduce: ck.take(&format!("{prefix}.conv1.weight"), &[MID, C, 1, 1])?,
-                reduce_bias: ck.take(&format!("{prefix}.conv1.bias"), &[MID])?,
-                expand: ck.take(&format!("{prefix}.conv2.weight"), &[C, MID, 1, 1])?,
-                expand_bias: ck.take(&format!("{prefix}.conv2.bias"), &[C])?,
-            },
+            weights: se::SeWeights::pack(
+                &ck.take(&format!("{prefix}.conv1.weight"), &[MID, C, 1, 1])?,
+                ck.take(&format!("{prefix}.conv1.bias"), &[MID])?,
+                &ck.take(&format!("{prefix}.conv2.weight"), &[C, MID, 1, 1])?,
+                ck.take(&format!("{prefix}.conv2.bias"), &[C])?,
+            ),
         })
     }
 

@@ -46,9 +46,16 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
     let mut rng = Rng::new(2);
     for k in [3, 5] {
         for stride in [[1, 1], [2, 2], [2, 1], [1, 2]] {
-            for &(n, c, h, w) in
-                &[(1, 8, 7, 7), (2, 13, 9, 6), (1, 40, 1, 1), (1, 3, 2, 5), (3, 24, 14, 15), (1, 77, 6, 5)]
-            {
+            for &(n, c, h, w) in &[
+                (1, 8, 7, 7),
+                (2, 13, 9, 6),
+                (1, 40, 1, 1),
+                (1, 3, 2, 5),
+                (3, 24, 14, 15),
+                (1, 77, 6, 5),
+                (1, 16, 3, 23),
+                (2, 9, 4, 19),
+            ] {
                 let shape = [n, c, h, w];
                 let x = rng.vec(n * c * h * w, 2.0);
                 let wt = rng.vec(c * k * k, 0.5);
@@ -108,13 +115,10 @@ fn squeeze_excite_matches_reference() {
     for &(n, c, mid, h, w) in &[(1, 8, 2, 3, 3), (2, 88, 22, 7, 5), (1, 256, 64, 1, 1), (3, 13, 3, 4, 9)] {
         let shape = [n, c, h, w];
         let x = rng.vec(n * c * h * w, 2.0);
-        let p = se::SeWeights {
-            reduce: rng.vec(mid * c, 1.0),
-            reduce_bias: rng.vec(mid, 0.2),
-            expand: rng.vec(c * mid, 2.0),
-            expand_bias: rng.vec(c, 1.0),
-        };
-        let want = se::reference(&x, shape, &p);
+        let (conv1, b1) = (rng.vec(mid * c, 1.0), rng.vec(mid, 0.2));
+        let (conv2, b2) = (rng.vec(c * mid, 2.0), rng.vec(c, 1.0));
+        let want = se::reference(&x, shape, &conv1, &b1, &conv2, &b2);
+        let p = se::SeWeights::pack(&conv1, b1, &conv2, b2);
         for isa in Isa::all_supported() {
             let mut got = to_nhwc(&x, shape);
             let mut scratch = vec![0.0; n * p.scratch_per_image()];

@@ -90,45 +90,12 @@ fn head_image_body<F: Fma>(p: &HeadWeights, image: &[f32], scratch: &mut [f32], 
         } else {
             features.copy_from_slice(&p.conv_bias);
         }
-        accumulate_rows::<F>(pooled, &p.conv[..c * hidden], features);
+        super::matvec::accumulate_rows::<F>(pooled, &p.conv[..c * hidden], features);
         p.act.apply_slice(features);
         features
     };
     logits.copy_from_slice(&p.fc_bias);
-    accumulate_rows::<F>(features, &p.fc[..features.len() * classes], logits);
-}
-
-/// `out += v[j] * w[j]` for every row `j` of `w` (`[v.len()][out.len()]`),
-/// in order of `j`. At batch 1 these products are bound by reading the
-/// weights (7.7 MB for x1.0's head), so four rows go per sweep over `out`:
-/// four weight streams keep more memory reads in flight, and one load and
-/// store of `out` serves four rows. The sum per output is taken in the same
-/// order as one row at a time.
-#[inline(always)]
-fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
-    let n = out.len();
-    assert_eq!(w.len(), v.len() * n, "matrix-vector product size");
-    if n == 0 {
-        return;
-    }
-    let mut rows = w.chunks_exact(4 * n);
-    let mut scales = v.chunks_exact(4);
-    for (rows4, s) in (&mut rows).zip(&mut scales) {
-        let (r0, rest) = rows4.split_at(n);
-        let (r1, rest) = rest.split_at(n);
-        let (r2, r3) = rest.split_at(n);
-        for i in 0..n {
-            let acc = F::mul_add(s[0], r0[i], out[i]);
-            let acc = F::mul_add(s[1], r1[i], acc);
-            let acc = F::mul_add(s[2], r2[i], acc);
-            out[i] = F::mul_add(s[3], r3[i], acc);
-        }
-    }
-    for (row, &s) in rows.remainder().chunks_exact(n).zip(scales.remainder()) {
-        for (o, &wt) in out.iter_mut().zip(row) {
-            *o = F::mul_add(s, wt, *o);
-        }
-    }
+    super::matvec::accumulate_rows::<F>(features, &p.fc[..features.len() * classes], logits);
 }
 
 /// Reference head on an NCHW tensor. `last_conv` is `[hidden, in]` (or empty),
