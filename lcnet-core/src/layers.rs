@@ -9,6 +9,7 @@
 
 use ndarray::{Array2, ArrayView4};
 
+use crate::kernels::matvec::input_major;
 use crate::kernels::{dwconv, head, pwconv, se, stem, Activation};
 use crate::{Checkpoint, Error, FeatureMap, Result, Workspace};
 
@@ -204,13 +205,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         let (conv_w, conv_bias) = if HIDDEN == 0 {
             (Vec::new(), Vec::new())
         } else {
-            let w = ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?;
-            let mut packed = vec![0.0; I * HIDDEN];
-            for j in 0..HIDDEN {
-                for i in 0..I {
-                    packed[i * HIDDEN + j] = w[j * I + i];
-                }
-            }
+            let packed = input_major(&ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?, HIDDEN, I);
             // A bias the table does not ask for is still taken when present:
             // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
             let bias_name = format!("{conv}.bias");

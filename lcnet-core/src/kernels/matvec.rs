@@ -37,3 +37,10 @@ pub(crate) fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
         }
     }
 }
+
+/// A PaddleClas `[outputs][inputs]` weight (a 1x1 conv's) in the
+/// `[inputs][outputs]` layout [`accumulate_rows`] reads.
+pub(crate) fn input_major(w: &[f32], outputs: usize, inputs: usize) -> Vec<f32> {
+    assert_eq!(w.len(), outputs * inputs, "weight size");
+    (0..inputs * outputs).map(|i| w[(i % outputs) * inputs + i / outputs]).collect()
+}

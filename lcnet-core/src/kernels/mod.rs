@@ -10,7 +10,7 @@ pub mod activation;
 pub mod dispatch;
 pub mod dwconv;
 pub mod head;
-mod matvec;
+pub(crate) mod matvec;
 pub mod pwconv;
 pub mod se;
 mod simd;

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::dispatch::Fma;
-use super::matvec::accumulate_rows;
+use super::matvec::{accumulate_rows, input_major};
 use super::{hard_sigmoid, isa, Isa};
 
 /// Weights of one SE module.
@@ -35,7 +35,7 @@ impl SeWeights {
         let (mid, c) = (reduce_bias.len(), expand_bias.len());
         assert_eq!(conv1.len(), mid * c, "SE conv1 weight size");
         assert_eq!(conv2.len(), c * mid, "SE conv2 weight size");
-        SeWeights { reduce: transpose(conv1, mid, c), reduce_bias, expand: transpose(conv2, c, mid), expand_bias }
+        SeWeights { reduce: input_major(conv1, mid, c), reduce_bias, expand: input_major(conv2, c, mid), expand_bias }
     }
 
     /// Channels of the feature map it rescales.
@@ -81,7 +81,6 @@ crate::multiversion!(fn se_image(p: &SeWeights, image: &mut [f32], scratch: &mut
 #[inline(always)]
 fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) {
     let (c, mid) = (p.channels(), p.mid());
-    debug_assert_eq!(p.reduce.len(), c * mid);
     let (pooled, rest) = scratch.split_at_mut(c);
     let (hidden, scale) = rest.split_at_mut(mid);
     super::global_average_pool(image, pooled);
@@ -96,11 +95,6 @@ fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) 
             *v *= s;
         }
     }
-}
-
-/// `[rows][cols]` -> `[cols][rows]`.
-fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..cols * rows).map(|i| m[(i % rows) * cols + i / rows]).collect()
 }
 
 /// Reference SE on an NCHW tensor (returns the rescaled copy), with the
