@@ -3,10 +3,16 @@
 //!
 //! NHWC makes a 1x1 convolution a plain matrix product: every pixel is a row
 //! of `in` channels. The weights are packed once, at load, into panels of
-//! [`NR`] output channels (`[in][NR]` each, zero-padded), so the micro-kernel
-//! streams one panel while [`MR`] pixel rows x [`NR`] outputs of
-//! accumulators stay in registers: every weight loaded serves `MR` pixels and
-//! every input value broadcast serves `NR` outputs.
+//! [`NR`] output channels (zero-padded), so the micro-kernel streams one
+//! panel while [`MR`] pixel rows x [`NR`] outputs of accumulators stay in
+//! registers: every weight loaded serves `MR` pixels and every input value
+//! broadcast serves `NR` outputs.
+//!
+//! The kernel walks K in blocks of at most [`KC`] inputs, so the packing is
+//! K-block-major: all panels' rows of the first K block, then of the next.
+//! The weights the kernel reads for one K block are then one contiguous
+//! stream (the late layers' weights come from DRAM on every pass, and short
+//! strided pieces leave the hardware prefetchers idle).
 
 use rayon::prelude::*;
 
@@ -16,13 +22,19 @@ use super::{isa, Activation, Isa};
 pub const MR: usize = 6;
 /// Output channels per packed panel (two 8-lane vectors).
 pub const NR: usize = 16;
+/// Most K per block: a panel's slice of `KC x NR` weights (16 KiB) stays
+/// in L1 while the row tiles pass over it (384 measured 10% slower).
+pub const KC: usize = 256;
 
 /// Folded, packed weights of a 1x1 convolution.
 #[derive(Debug, Clone)]
 pub struct PwWeights {
-    /// Panels of [`NR`] outputs: panel `p` holds `[in][NR]` weights of
-    /// outputs `p * NR ..`, zero past `out_channels`.
+    /// K block `b` (inputs `b * k_block ..`, `kc` of them) holds, for each
+    /// panel `p` in turn, `[kc][NR]` weights of outputs `p * NR ..`, zero past
+    /// `out_channels`.
     pub packed: Vec<f32>,
+    /// Inputs per K block (the last block may be shorter); see [`even_split`].
+    pub k_block: usize,
     /// One bias per output channel, zero-padded to whole panels.
     pub bias: Vec<f32>,
     /// Input channels (GEMM K).
@@ -39,22 +51,44 @@ impl PwWeights {
         let (k, n) = (in_channels, bias.len());
         assert_eq!(oi.len(), n * k, "pointwise weight size");
         let panels = n.div_ceil(NR);
+        let k_block = even_split(k, KC, 8);
         let mut packed = vec![0.0; panels * k * NR];
         for o in 0..n {
             let (panel, j) = (o / NR, o % NR);
             for i in 0..k {
-                packed[(panel * k + i) * NR + j] = oi[o * k + i];
+                let (kb, kc) = k_range(i, k_block, k);
+                packed[kb * panels * NR + (panel * kc + i - kb) * NR + j] = oi[o * k + i];
             }
         }
         let mut padded_bias = bias;
         padded_bias.resize(panels * NR, 0.0);
-        PwWeights { packed, bias: padded_bias, in_channels, out_channels: n, act }
+        PwWeights { packed, k_block, bias: padded_bias, in_channels, out_channels: n, act }
     }
 
-    fn panel(&self, p: usize) -> (&[f32], &[f32]) {
-        let k = self.in_channels;
-        (&self.packed[p * k * NR..][..k * NR], &self.bias[p * NR..][..NR])
+    /// The `[kc][NR]` weights of `panel` for the K block starting at input
+    /// `kb` (a multiple of `k_block`), and the panel's `NR` biases.
+    fn panel_block(&self, panel: usize, kb: usize) -> (&[f32], &[f32]) {
+        let (kb, kc) = k_range(kb, self.k_block, self.in_channels);
+        let panels = self.out_channels.div_ceil(NR);
+        (&self.packed[kb * panels * NR + panel * kc * NR..][..kc * NR], &self.bias[panel * NR..][..NR])
     }
+}
+
+/// The K block holding input `i`: its first input and its length.
+fn k_range(i: usize, k_block: usize, k: usize) -> (usize, usize) {
+    let kb = i / k_block * k_block;
+    (kb, k_block.min(k - kb))
+}
+
+/// `total` split into as few parts of at most `max` as possible, as
+/// equal as possible, each (but the last) a multiple of `unit`: K = 640
+/// runs as 3 x 216 rather than 256 + 256 + 128, and a 14x14 image's 196
+/// rows as 66 + 66 + 64 rather than 96 + 96 + 4. A short last block reads
+/// every weight panel for little work; even blocks measured 6-9% faster
+/// over whole forward passes (x1.0 and x2.5, one thread).
+fn even_split(total: usize, max: usize, unit: usize) -> usize {
+    let parts = total.div_ceil(max);
+    total.div_ceil(parts).next_multiple_of(unit).min(max)
 }
 
 /// Runs the 1x1 convolution over `pixels` NHWC rows of `in_channels` values,
@@ -93,13 +127,13 @@ fn rows_per_task(pixels: usize) -> usize {
 /// Portable code over the same packed layout (the test oracle's twin and the
 /// fallback on CPUs without AVX2).
 mod portable {
-    use super::{PwWeights, MR, NR};
+    use super::{k_range, PwWeights, MR, NR};
 
     pub fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
         for panel in 0..n.div_ceil(NR) {
-            let (b, bias) = p.panel(panel);
+            let bias = p.panel_block(panel, 0).1;
             let cols = NR.min(n - panel * NR);
             for r0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - r0);
@@ -108,7 +142,8 @@ mod portable {
                     row.copy_from_slice(bias);
                 }
                 for kk in 0..k {
-                    let b_row = &b[kk * NR..][..NR];
+                    let (kb, _) = k_range(kk, p.k_block, k);
+                    let b_row = &p.panel_block(panel, kb).0[(kk - kb) * NR..][..NR];
                     for (r, row) in acc.iter_mut().enumerate().take(rows) {
                         let a = input[(r0 + r) * k + kk];
                         for (c, &w) in row.iter_mut().zip(b_row) {
@@ -131,13 +166,10 @@ mod portable {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{PwWeights, MR, NR};
+    use super::{even_split, PwWeights, MR, NR};
     use crate::kernels::simd::avx2::act;
     use crate::kernels::Activation;
 
-    /// Most K per block: a panel's slice of `KC x NR` weights (16 KiB) stays
-    /// in L1 while the row tiles pass over it (384 measured 10% slower).
-    const KC: usize = 256;
     /// Most rows per block: the block's `MC x KC` slice of the input (96 KiB)
     /// stays in L2 while every panel passes over it.
     const MC: usize = 16 * MR;
@@ -150,7 +182,7 @@ mod avx2 {
     pub unsafe fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
-        let (k_step, m_step) = (even_split(k, KC, 8), even_split(m, MC, MR));
+        let (k_step, m_step) = (p.k_block, even_split(m, MC, MR));
         let panels = n.div_ceil(NR);
         for kb in (0..k).step_by(k_step) {
             let kc = k_step.min(k - kb);
@@ -159,8 +191,7 @@ mod avx2 {
                 let mc = m_step.min(m - mb);
                 let tiles = mc.div_ceil(MR);
                 for panel in 0..panels {
-                    let (b, bias) = p.panel(panel);
-                    let b = &b[kb * NR..(kb + kc) * NR];
+                    let (b, bias) = p.panel_block(panel, kb);
                     let cols = NR.min(n - panel * NR);
                     for t in 0..tiles {
                         let (r0, rows) = (mb + t * MR, MR.min(mc - t * MR));
@@ -192,17 +223,6 @@ mod avx2 {
 
     /// K steps per iteration of the micro-kernel's loop.
     const UNROLL: usize = 4;
-
-    /// `total` split into as few parts of at most `max` as possible, as
-    /// equal as possible, each (but the last) a multiple of `unit`: K = 640
-    /// runs as 3 x 216 rather than 256 + 256 + 128, and a 14x14 image's 196
-    /// rows as 66 + 66 + 64 rather than 96 + 96 + 4. A short last block reads
-    /// every weight panel for little work; even blocks measured 6-9% faster
-    /// over whole forward passes (x1.0 and x2.5, one thread).
-    fn even_split(total: usize, max: usize, unit: usize) -> usize {
-        let parts = total.div_ceil(max);
-        total.div_ceil(parts).next_multiple_of(unit).min(max)
-    }
 
     /// Sizes of one tile call.
     #[derive(Clone, Copy)]
@@ -256,8 +276,9 @@ mod avx2 {
                 ($u:expr) => {{
                     let u = $u;
                     // The weights of the rows a few steps ahead (of this panel,
-                    // then of the next one, which follows it in memory): the
-                    // first tile of a panel finds them in L1 instead of L3.
+                    // then of the next one, which follows it in memory: the
+                    // packing is K-block-major): the first tile of a panel
+                    // finds them in L1 instead of L3 or DRAM.
                     _mm_prefetch::<_MM_HINT_T0>(bk.wrapping_add((u + PF_AHEAD) * NR).cast());
                     let b0 = _mm256_loadu_ps(bk.add(u * NR));
                     let b1 = _mm256_loadu_ps(bk.add(u * NR + 8));
