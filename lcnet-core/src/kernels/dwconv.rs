@@ -71,11 +71,12 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
     });
 }
 
-/// Hand-vectorised rows. Channel blocks of 32, 16 or 8 lanes; within a
-/// block, 2, 4 or 8 neighbouring output pixels at once, so that 8
-/// independent accumulator vectors hide the FMA latency and each weight
-/// vector loaded serves several pixels. Border pixels (taps in the padding)
-/// go one at a time.
+/// Hand-vectorised rows. Channel blocks of 32, 16 or 8 lanes times 2, 4 or
+/// 8 neighbouring output pixels at once, so that 8 independent accumulator
+/// vectors hide the FMA latency and each weight vector loaded serves several
+/// pixels. Border pixels (taps in the padding) go one at a time. With 32
+/// channels or more the row goes pixel pair by pixel pair (all channels of
+/// each); with fewer, channel block by channel block (all pixels of each).
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use std::arch::x86_64::*;
@@ -125,6 +126,25 @@ mod avx2 {
             ky,
         };
         let kx = |ox: usize| (pad.saturating_sub(ox * p.stride[1]), k.min(w + pad - ox * p.stride[1]));
+        if c >= 32 {
+            // Pixel-major: every channel of two pixels, then the next two, so
+            // the input is read in address order. A layer's input was just
+            // written by the layer before and is often in DRAM; read
+            // channel-block by channel-block (below), each row is fetched in
+            // strided pieces the prefetchers follow poorly: 112x112x80 with
+            // stride 2 ran 1.3 ms from a cold cache that way, 0.73 ms this way
+            // (0.3-0.4 ms warm either way); whole passes 1-2% faster at x2.0
+            // and x2.5. Below 32 channels a pair holds too few accumulators.
+            let mut ox = 0;
+            while ox < ow {
+                let pair = ox + 2 <= ow && kx(ox) == (0, k) && kx(ox + 1) == (0, k);
+                // SAFETY: the pair's taps are inside the image; a single
+                // pixel keeps to its kernel columns.
+                unsafe { pixel_group(&row, ox, pair, kx(ox), p) };
+                ox += if pair { 2 } else { 1 };
+            }
+            return;
+        }
         let mut c0 = 0;
         while c0 < c {
             let left = c - c0;
@@ -145,6 +165,37 @@ mod avx2 {
                         scalar_lanes(&row, c0, left, ox, kx(ox), p);
                     }
                     c0 = c;
+                }
+            }
+        }
+    }
+
+    /// Every channel of output pixel `ox`, and of `ox + 1` when `pair` (then
+    /// every tap of both is inside the image; a single pixel uses the kernel
+    /// columns `kx`).
+    #[inline(always)]
+    unsafe fn pixel_group(row: &Row, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
+        let full = (0, row.k);
+        let mut c0 = 0;
+        // SAFETY: forwarded from the caller; every block ends at or before `c`.
+        unsafe {
+            while c0 < row.c {
+                let left = row.c - c0;
+                if left >= 32 {
+                    if pair { pixels::<4, 2>(row, c0, ox, full, p) } else { pixels::<4, 1>(row, c0, ox, kx, p) }
+                    c0 += 32;
+                } else if left >= 16 {
+                    if pair { pixels::<2, 2>(row, c0, ox, full, p) } else { pixels::<2, 1>(row, c0, ox, kx, p) }
+                    c0 += 16;
+                } else if left >= 8 {
+                    if pair { pixels::<1, 2>(row, c0, ox, full, p) } else { pixels::<1, 1>(row, c0, ox, kx, p) }
+                    c0 += 8;
+                } else {
+                    scalar_lanes(row, c0, left, ox, if pair { full } else { kx }, p);
+                    if pair {
+                        scalar_lanes(row, c0, left, ox + 1, full, p);
+                    }
+                    c0 = row.c;
                 }
             }
         }
