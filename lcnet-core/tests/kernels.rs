@@ -54,6 +54,7 @@ fn depthwise_matches_reference_at_every_stride_and_border() {
                 (3, 24, 14, 15),
                 (1, 77, 6, 5),
                 (1, 16, 3, 23),
+                (1, 56, 5, 12),
                 (2, 9, 4, 19),
             ] {
                 let shape = [n, c, h, w];
