@@ -15,6 +15,7 @@ fn temp(name: &str) -> PathBuf {
 
 fn write(name: &str, tensors: &[(&str, Vec<usize>, &[f32])]) -> PathBuf {
     let path = temp(name);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     save_f32(&path, tensors, &BTreeMap::from([("model".to_string(), "test".to_string())])).unwrap();
     path
 }
@@ -89,7 +90,9 @@ fn non_finite_values_are_refused() {
 
 #[test]
 fn writes_are_atomic_and_leave_no_temporary_file() {
-    let path = write("atomic.safetensors", &[("a", vec![1], &[1.0])]);
+    // A folder of its own: the other tests write beside each other in
+    // parallel, and their temporary files may exist at any moment.
+    let path = write("atomic/atomic.safetensors", &[("a", vec![1], &[1.0])]);
     let dir = path.parent().unwrap();
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
