@@ -182,13 +182,25 @@ mod avx2 {
             while c0 < row.c {
                 let left = row.c - c0;
                 if left >= 32 {
-                    if pair { pixels::<4, 2>(row, c0, ox, full, p) } else { pixels::<4, 1>(row, c0, ox, kx, p) }
+                    if pair {
+                        pixels::<4, 2>(row, c0, ox, full, p)
+                    } else {
+                        pixels::<4, 1>(row, c0, ox, kx, p)
+                    }
                     c0 += 32;
                 } else if left >= 16 {
-                    if pair { pixels::<2, 2>(row, c0, ox, full, p) } else { pixels::<2, 1>(row, c0, ox, kx, p) }
+                    if pair {
+                        pixels::<2, 2>(row, c0, ox, full, p)
+                    } else {
+                        pixels::<2, 1>(row, c0, ox, kx, p)
+                    }
                     c0 += 16;
                 } else if left >= 8 {
-                    if pair { pixels::<1, 2>(row, c0, ox, full, p) } else { pixels::<1, 1>(row, c0, ox, kx, p) }
+                    if pair {
+                        pixels::<1, 2>(row, c0, ox, full, p)
+                    } else {
+                        pixels::<1, 1>(row, c0, ox, kx, p)
+                    }
                     c0 += 8;
                 } else {
                     scalar_lanes(row, c0, left, ox, if pair { full } else { kx }, p);
