@@ -178,20 +178,29 @@ impl Workspace {
     }
 }
 
-/// Runs `forward` (a whole-batch forward pass) on a batch of several images
-/// one image at a time, the images split into one contiguous group per rayon
-/// thread, each group with its own child workspace.
+/// Runs a batch of several images through `features` one image at a time,
+/// the images split into one contiguous group per rayon thread, each group
+/// with its own child workspace; then `head` once on all the images' last
+/// feature maps together.
 ///
 /// One image's activations fit in the caches where a batch's do not (x1.0
 /// at 224x224: 1.6 MB for the largest map of one image, 13 MB for eight), so
-/// this is faster than pushing the whole batch through each layer; the
-/// numbers are the same, image by image. Batches of one, and passes that
-/// record stages, go straight to `forward`. The pass runs on a rayon worker
-/// thread, or, with a one-thread pool, on the calling thread with every
-/// kernel serial (see the comments inside).
-pub fn forward_per_image<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: F) -> crate::Result<Array2<f32>>
+/// this is faster than pushing the whole batch through each layer. The head
+/// is the other way round: its weights (7.7 MB of x1.0's 11.8) are read from
+/// memory once per call, so it runs once for the batch, not once per image.
+/// The numbers are the same, image by image. Batches of one, and passes that
+/// record stages, go straight through `features` then `head`. The pass runs
+/// on a rayon worker thread, or, with a one-thread pool, on the calling
+/// thread with every kernel serial (see the comments inside).
+pub fn forward_per_image<const C: usize, F, H>(
+    input: ArrayView4<f32>,
+    ws: &mut Workspace,
+    features: F,
+    head: H,
+) -> crate::Result<Array2<f32>>
 where
-    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
+    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<FeatureMap<C>> + Sync,
+    H: Fn(FeatureMap<C>, &mut Workspace) -> Array2<f32> + Sync,
 {
     // Called from a thread outside rayon's pool (a program's main thread),
     // every parallel loop in every layer would hand its work over to the pool
@@ -203,50 +212,65 @@ where
         if rayon::current_num_threads() == 1 {
             // A one-thread pool would only run the pass beside this idle
             // thread: run it here, every kernel serially, with no hand-off.
-            return crate::kernels::threads::serially(|| split_into_images(input, ws, &forward));
+            return crate::kernels::threads::serially(|| split_into_images(input, ws, &features, &head));
         }
-        let forward = &forward;
-        return rayon::scope(move |_| split_into_images(input, ws, forward));
+        let (features, head) = (&features, &head);
+        return rayon::scope(move |_| split_into_images(input, ws, features, head));
     }
-    split_into_images(input, ws, &forward)
+    split_into_images(input, ws, &features, &head)
 }
 
 /// The body of [`forward_per_image`], on a rayon worker (or, with one thread, the caller).
-fn split_into_images<F>(input: ArrayView4<f32>, ws: &mut Workspace, forward: &F) -> crate::Result<Array2<f32>>
+fn split_into_images<const C: usize, F, H>(
+    input: ArrayView4<f32>,
+    ws: &mut Workspace,
+    features: &F,
+    head: &H,
+) -> crate::Result<Array2<f32>>
 where
-    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<Array2<f32>> + Sync,
+    F: Fn(ArrayView4<f32>, &mut Workspace) -> crate::Result<FeatureMap<C>> + Sync,
+    H: Fn(FeatureMap<C>, &mut Workspace) -> Array2<f32> + Sync,
 {
     use ndarray::{Axis, Slice};
     use rayon::prelude::*;
 
     let n = input.shape()[0];
     if n <= 1 || ws.observing() {
-        return forward(input, ws);
+        let maps = features(input, ws)?;
+        return Ok(head(maps, ws));
     }
     let groups = crate::kernels::threads::threads().min(n);
     let image = |i: usize| input.slice_axis(Axis(0), Slice::from(i..i + 1));
-    let rows: Vec<Array2<f32>> = if groups == 1 {
+    let maps: Vec<Vec<FeatureMap<C>>> = if groups == 1 {
         // One thread: the images one after another, in the main workspace.
-        (0..n).map(|i| forward(image(i), ws)).collect::<crate::Result<_>>()?
+        vec![(0..n).map(|i| features(image(i), ws)).collect::<crate::Result<_>>()?]
     } else {
         ws.children.resize_with(groups, Workspace::new);
         let per_group = n.div_ceil(groups);
-        let results: Vec<crate::Result<Vec<Array2<f32>>>> = ws
+        let results: Vec<crate::Result<Vec<FeatureMap<C>>>> = ws
             .children
             .par_iter_mut()
             .enumerate()
             .map(|(g, child)| {
                 (g * per_group..((g + 1) * per_group).min(n))
-                    .map(|i| crate::kernels::threads::serially(|| forward(image(i), child)))
+                    .map(|i| crate::kernels::threads::serially(|| features(image(i), child)))
                     .collect()
             })
             .collect();
-        let mut rows = Vec::with_capacity(n);
-        for group in results {
-            rows.extend(group?);
-        }
-        rows
+        results.into_iter().collect::<crate::Result<_>>()?
     };
-    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
-    Ok(ndarray::concatenate(Axis(0), &views).expect("every image gives one row of the same width"))
+    // One batch map for the head; each image's buffer goes back to the
+    // workspace it came from, ready for the next pass.
+    let (h, w) = (maps[0][0].height(), maps[0][0].width());
+    let len = h * w * C;
+    let mut batch = ws.take(n * len);
+    let mut dst = batch.chunks_exact_mut(len);
+    for (g, group) in maps.into_iter().enumerate() {
+        for map in group {
+            dst.next().expect("one slot per image").copy_from_slice(map.as_slice());
+            let owner = if groups == 1 { &mut *ws } else { &mut ws.children[g] };
+            owner.give(map.into_vec());
+        }
+    }
+    Ok(head(FeatureMap::from_nhwc(batch, n, h, w), ws))
 }

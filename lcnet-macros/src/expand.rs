@@ -54,6 +54,9 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let mut fields = Vec::new();
     let mut loads = Vec::new();
     let mut steps = Vec::new();
+    // Channels of the last feature map (the head's input).
+    let mut last_channels = Literal::usize_unsuffixed(0);
+    let mut head = format_ident!("head");
     for l in &p.layers {
         let field = format_ident!("{}", l.field);
         let name = &l.name;
@@ -98,7 +101,9 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 let bias = net.head_bias;
                 fields.push(quote! { #[doc = #doc] pub #field: Head<#features, #hidden> });
                 loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, INFO.dropout_scale, #bias)? });
-                steps.push(quote! { Ok(self.#field.forward(x, ws)) });
+                last_channels = features;
+                head = field.clone();
+                steps.push(quote! { Ok(x) });
             }
         }
         if let Some(stage) = &l.ends_stage {
@@ -125,7 +130,9 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
             use ::lcnet_zoo::lcnet_core::kernels::Activation;
             use ::lcnet_zoo::lcnet_core::layers::{DwConv, Head, PwConv, Se, Stem};
             use ::lcnet_zoo::lcnet_core::ndarray::{Array2, ArrayView4};
-            use ::lcnet_zoo::lcnet_core::{Checkpoint, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace};
+            use ::lcnet_zoo::lcnet_core::{
+                Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace,
+            };
 
             /// Width multiplier.
             pub const WIDTH: f32 = #width;
@@ -168,6 +175,12 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
 
                 /// Runs an NCHW batch `[n, 3, h, w]`; returns `[n, classes]` logits.
                 pub fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
+                    let x = self.features(input, ws)?;
+                    Ok(self.#head.forward(x, ws))
+                }
+
+                /// Runs an NCHW batch `[n, 3, h, w]` up to the head; returns the last feature map.
+                pub fn features(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<FeatureMap<#last_channels>> {
                     #(#steps)*
                 }
             }
@@ -178,12 +191,19 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 }
 
                 fn classes(&self) -> usize {
-                    self.head.classes()
+                    self.#head.classes()
                 }
 
                 fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
-                    // Several images go one at a time, in parallel groups (cache-friendly).
-                    ::lcnet_zoo::lcnet_core::forward_per_image(input, ws, |x, ws| Weights::forward(self, x, ws))
+                    // Several images go one at a time, in parallel groups
+                    // (cache-friendly), then through the head together (it
+                    // reads its weights once for the batch).
+                    ::lcnet_zoo::lcnet_core::forward_per_image(
+                        input,
+                        ws,
+                        |x, ws| self.features(x, ws),
+                        |x, ws| self.#head.forward(x, ws),
+                    )
                 }
             }
 
