@@ -53,7 +53,10 @@ pub fn run(p: &HeadWeights, x: &[f32], batch: usize, pixels: usize, scratch: &mu
 /// once per call and thread, whatever the batch: the images of a batch go
 /// through each weight row together (see
 /// [`accumulate_rows_batch`](super::matvec::accumulate_rows_batch)). With
-/// several threads, each takes a contiguous group of images.
+/// several threads, each takes a contiguous group of images; a single image
+/// is split by outputs instead, so that every core streams its share of the
+/// weights (the head is bound by memory, and one core cannot keep enough
+/// reads in flight to use the bandwidth of two).
 #[allow(clippy::too_many_arguments)]
 pub fn run_isa(
     isa: Isa,
@@ -69,7 +72,11 @@ pub fn run_isa(
     assert_eq!(logits.len(), batch * classes, "head output size");
     assert_eq!(scratch.len(), batch * p.scratch_per_image(), "head scratch size");
     let per_image = p.scratch_per_image();
-    let groups = super::threads::threads().min(batch);
+    let threads = super::threads::threads();
+    if batch == 1 && threads > 1 {
+        return head_by_columns(isa, p, x, scratch, logits, threads);
+    }
+    let groups = threads.min(batch);
     if groups <= 1 {
         return head_images(isa, p, x, batch, scratch, logits);
     }
@@ -115,6 +122,50 @@ fn head_images_body<F: Fma>(p: &HeadWeights, x: &[f32], images: usize, scratch: 
     }
     let width = features.len() / images;
     super::matvec::accumulate_rows_batch::<F>(features, &p.fc[..width * p.classes()], logits, images);
+}
+
+/// One image's head with the outputs of the conv, then of the FC, split
+/// over `threads` (columns in multiples of 16, two 8-lane vectors).
+fn head_by_columns(isa: Isa, p: &HeadWeights, x: &[f32], scratch: &mut [f32], logits: &mut [f32], threads: usize) {
+    let (c, hidden, classes) = (p.in_channels, p.hidden, p.classes());
+    let (pooled, features) = scratch.split_at_mut(c);
+    super::global_average_pool(x, pooled);
+    let share = |n: usize| n.div_ceil(threads).next_multiple_of(16);
+    let features: &[f32] = if p.conv.is_empty() {
+        pooled
+    } else {
+        let features = &mut features[..hidden];
+        features.par_chunks_mut(share(hidden)).enumerate().for_each(|(i, out)| {
+            conv_columns(isa, p, pooled, i * share(hidden), out);
+        });
+        features
+    };
+    logits.par_chunks_mut(share(classes)).enumerate().for_each(|(i, out)| {
+        fc_columns(isa, p, features, i * share(classes), out);
+    });
+}
+
+crate::multiversion!(fn conv_columns(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) => conv_columns_body);
+
+/// Outputs `col0 ..` of the head conv and its activation.
+#[inline(always)]
+fn conv_columns_body<F: Fma>(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) {
+    if p.conv_bias.is_empty() {
+        out.fill(0.0);
+    } else {
+        out.copy_from_slice(&p.conv_bias[col0..][..out.len()]);
+    }
+    super::matvec::accumulate_columns::<F>(pooled, &p.conv, p.hidden, col0, out);
+    p.act.apply_slice(out);
+}
+
+crate::multiversion!(fn fc_columns(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) => fc_columns_body);
+
+/// Logits `col0 ..` of the FC.
+#[inline(always)]
+fn fc_columns_body<F: Fma>(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) {
+    out.copy_from_slice(&p.fc_bias[col0..][..out.len()]);
+    super::matvec::accumulate_columns::<F>(features, &p.fc, p.classes(), col0, out);
 }
 
 /// Reference head on an NCHW tensor. `last_conv` is `[hidden, in]` (or empty),

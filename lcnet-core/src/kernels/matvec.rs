@@ -25,19 +25,34 @@ pub(crate) fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
 #[inline(always)]
 pub(crate) fn accumulate_rows_batch<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32], images: usize) {
     let n = out.len() / images.max(1);
+    accumulate_columns_batch::<F>(v, w, n, 0, out, images)
+}
+
+/// [`accumulate_rows`] restricted to the outputs `col0 .. col0 + out.len()`
+/// of a `[k][ldw]` matrix: one thread's share when several split one
+/// image's outputs. Each output's sum is the same as in the whole product.
+#[inline(always)]
+pub(crate) fn accumulate_columns<F: Fma>(v: &[f32], w: &[f32], ldw: usize, col0: usize, out: &mut [f32]) {
+    accumulate_columns_batch::<F>(v, w, ldw, col0, out, 1)
+}
+
+/// The common body: outputs `col0 .. col0 + n` of `w` (`[k][ldw]`) for
+/// `images` vectors (`v` is `[images][k]`, `out` is `[images][n]`).
+#[inline(always)]
+fn accumulate_columns_batch<F: Fma>(v: &[f32], w: &[f32], ldw: usize, col0: usize, out: &mut [f32], images: usize) {
+    let n = out.len() / images.max(1);
     let k = v.len() / images.max(1);
     assert_eq!(v.len(), images * k, "matrix-vector input size");
     assert_eq!(out.len(), images * n, "matrix-vector output size");
-    assert_eq!(w.len(), k * n, "matrix-vector weight size");
+    assert_eq!(w.len(), k * ldw, "matrix-vector weight size");
+    assert!(col0 + n <= ldw, "matrix-vector columns {col0}..{} of {ldw}", col0 + n);
     if n == 0 || images == 0 {
         return;
     }
-    let mut rows = w.chunks_exact(4 * n);
-    let mut j = 0;
-    for rows4 in &mut rows {
-        let (r0, rest) = rows4.split_at(n);
-        let (r1, rest) = rest.split_at(n);
-        let (r2, r3) = rest.split_at(n);
+    let row = |j: usize| &w[j * ldw + col0..][..n];
+    let whole = k / 4 * 4;
+    for j in (0..whole).step_by(4) {
+        let (r0, r1, r2, r3) = (row(j), row(j + 1), row(j + 2), row(j + 3));
         for (v, out) in v.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
             // Scales as values, not reads through `v`: LLVM then has no
             // store to `out` to fear for them, and keeps the loop vectorised
@@ -50,12 +65,12 @@ pub(crate) fn accumulate_rows_batch<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32
                 out[i] = F::mul_add(s3, r3[i], acc);
             }
         }
-        j += 4;
     }
-    for (jj, row) in rows.remainder().chunks_exact(n).enumerate() {
+    for j in whole..k {
+        let r = row(j);
         for (v, out) in v.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-            let s = v[j + jj];
-            for (o, &wt) in out.iter_mut().zip(row) {
+            let s = v[j];
+            for (o, &wt) in out.iter_mut().zip(r) {
                 *o = F::mul_add(s, wt, *o);
             }
         }
