@@ -175,40 +175,40 @@ mod avx2 {
     /// columns `kx`).
     #[inline(always)]
     unsafe fn pixel_group(row: &Row, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
-        let full = (0, row.k);
         let mut c0 = 0;
         // SAFETY: forwarded from the caller; every block ends at or before `c`.
         unsafe {
             while c0 < row.c {
                 let left = row.c - c0;
                 if left >= 32 {
-                    if pair {
-                        pixels::<4, 2>(row, c0, ox, full, p)
-                    } else {
-                        pixels::<4, 1>(row, c0, ox, kx, p)
-                    }
+                    lanes::<4>(row, c0, ox, pair, kx, p);
                     c0 += 32;
                 } else if left >= 16 {
-                    if pair {
-                        pixels::<2, 2>(row, c0, ox, full, p)
-                    } else {
-                        pixels::<2, 1>(row, c0, ox, kx, p)
-                    }
+                    lanes::<2>(row, c0, ox, pair, kx, p);
                     c0 += 16;
                 } else if left >= 8 {
-                    if pair {
-                        pixels::<1, 2>(row, c0, ox, full, p)
-                    } else {
-                        pixels::<1, 1>(row, c0, ox, kx, p)
-                    }
+                    lanes::<1>(row, c0, ox, pair, kx, p);
                     c0 += 8;
                 } else {
-                    scalar_lanes(row, c0, left, ox, if pair { full } else { kx }, p);
+                    scalar_lanes(row, c0, left, ox, if pair { (0, row.k) } else { kx }, p);
                     if pair {
-                        scalar_lanes(row, c0, left, ox + 1, full, p);
+                        scalar_lanes(row, c0, left, ox + 1, (0, row.k), p);
                     }
                     c0 = row.c;
                 }
+            }
+        }
+    }
+
+    /// Channels `c0 .. c0 + 8 V` of pixel `ox`, and of `ox + 1` when `pair`.
+    #[inline(always)]
+    unsafe fn lanes<const V: usize>(row: &Row, c0: usize, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            if pair {
+                pixels::<V, 2>(row, c0, ox, (0, row.k), p)
+            } else {
+                pixels::<V, 1>(row, c0, ox, kx, p)
             }
         }
     }
