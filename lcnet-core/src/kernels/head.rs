@@ -51,8 +51,7 @@ pub fn run(p: &HeadWeights, x: &[f32], batch: usize, pixels: usize, scratch: &mu
 ///
 /// The head's weights (7.7 MB at x1.0, 11.5 MB at x2.5) are read from memory
 /// once per call and thread, whatever the batch: the images of a batch go
-/// through each weight row together (see
-/// [`accumulate_rows_batch`](super::matvec::accumulate_rows_batch)). With
+/// through each weight row together (`matvec::accumulate_rows_batch`). With
 /// several threads, each takes a contiguous group of images; a single image
 /// is split by outputs instead, so that every core streams its share of the
 /// weights (the head is bound by memory, and one core cannot keep enough

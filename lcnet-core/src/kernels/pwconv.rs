@@ -33,7 +33,8 @@ pub struct PwWeights {
     /// panel `p` in turn, `[kc][NR]` weights of outputs `p * NR ..`, zero past
     /// `out_channels`.
     pub packed: Vec<f32>,
-    /// Inputs per K block (the last block may be shorter); see [`even_split`].
+    /// Inputs per K block (the last block may be shorter): K split into
+    /// blocks of at most [`KC`], as even as possible.
     pub k_block: usize,
     /// One bias per output channel, zero-padded to whole panels.
     pub bias: Vec<f32>,
