@@ -116,8 +116,10 @@ def main():
     ap.add_argument("--widths", nargs="+", default=WIDTHS)
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     ap.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--iters", type=int, default=30, help="timed runs per engine, configuration and round")
+    # Many short rounds rather than a few long ones: the median over rounds
+    # then shrugs off the minutes when a neighbour loads this shared VM.
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--iters", type=int, default=15, help="timed runs per engine, configuration and round")
     ap.add_argument("--lcnet", default=os.path.join(ROOT, "target", "release", "lcnet"))
     ap.add_argument("--onnx-dir", default=os.path.join("/tmp", "onnx_bench"))
     ap.add_argument("--work", default=os.path.join("/tmp", "lcnet_bench"))
