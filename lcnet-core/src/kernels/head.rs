@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::dispatch::Fma;
+use super::matvec::accumulate_columns;
 use super::{isa, Activation, Isa};
 
 /// Weights of the head.
@@ -51,7 +52,7 @@ pub fn run(p: &HeadWeights, x: &[f32], batch: usize, pixels: usize, scratch: &mu
 ///
 /// The head's weights (7.7 MB at x1.0, 11.5 MB at x2.5) are read from memory
 /// once per call and thread, whatever the batch: the images of a batch go
-/// through each weight row together (`matvec::accumulate_rows_batch`). With
+/// through each weight row together (`matvec::accumulate_columns`). With
 /// several threads, each takes a contiguous group of images; a single image
 /// is split by outputs instead, so that every core streams its share of the
 /// weights (the head is bound by memory, and one core cannot keep enough
@@ -93,34 +94,21 @@ crate::multiversion!(fn head_images(p: &HeadWeights, x: &[f32], images: usize, s
 /// vectors (`[images][in]`) and then the hidden ones (`[images][hidden]`).
 #[inline(always)]
 fn head_images_body<F: Fma>(p: &HeadWeights, x: &[f32], images: usize, scratch: &mut [f32], logits: &mut [f32]) {
-    let (c, hidden) = (p.in_channels, p.hidden);
     if images == 0 {
         return;
     }
-    let (pooled, features) = scratch.split_at_mut(images * c);
-    for (image, pooled) in x.chunks_exact(x.len() / images).zip(pooled.chunks_exact_mut(c)) {
+    let (pooled, features) = scratch.split_at_mut(images * p.in_channels);
+    for (image, pooled) in x.chunks_exact(x.len() / images).zip(pooled.chunks_exact_mut(p.in_channels)) {
         super::global_average_pool(image, pooled);
     }
     let features: &[f32] = if p.conv.is_empty() {
         pooled
     } else {
-        let features = &mut features[..images * hidden];
-        for f in features.chunks_exact_mut(hidden) {
-            if p.conv_bias.is_empty() {
-                f.fill(0.0);
-            } else {
-                f.copy_from_slice(&p.conv_bias);
-            }
-        }
-        super::matvec::accumulate_rows_batch::<F>(pooled, &p.conv[..c * hidden], features, images);
-        p.act.apply_slice(features);
+        let features = &mut features[..images * p.hidden];
+        conv_block::<F>(p, pooled, images, 0, features);
         features
     };
-    for l in logits.chunks_exact_mut(p.classes()) {
-        l.copy_from_slice(&p.fc_bias);
-    }
-    let width = features.len() / images;
-    super::matvec::accumulate_rows_batch::<F>(features, &p.fc[..width * p.classes()], logits, images);
+    fc_block::<F>(p, features, images, 0, logits);
 }
 
 /// One image's head with the outputs of the conv, then of the FC, split
@@ -146,25 +134,43 @@ fn head_by_columns(isa: Isa, p: &HeadWeights, x: &[f32], scratch: &mut [f32], lo
 
 crate::multiversion!(fn conv_columns(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) => conv_columns_body);
 
-/// Outputs `col0 ..` of the head conv and its activation.
 #[inline(always)]
 fn conv_columns_body<F: Fma>(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) {
-    if p.conv_bias.is_empty() {
-        out.fill(0.0);
-    } else {
-        out.copy_from_slice(&p.conv_bias[col0..][..out.len()]);
-    }
-    super::matvec::accumulate_columns::<F>(pooled, &p.conv, p.hidden, col0, out);
-    p.act.apply_slice(out);
+    conv_block::<F>(p, pooled, 1, col0, out)
 }
 
 crate::multiversion!(fn fc_columns(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) => fc_columns_body);
 
-/// Logits `col0 ..` of the FC.
 #[inline(always)]
 fn fc_columns_body<F: Fma>(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) {
-    out.copy_from_slice(&p.fc_bias[col0..][..out.len()]);
-    super::matvec::accumulate_columns::<F>(features, &p.fc, p.classes(), col0, out);
+    fc_block::<F>(p, features, 1, col0, out)
+}
+
+/// Outputs `col0 ..` of the head conv (bias, product, activation) for
+/// `images` pooled vectors; `out` is `[images][columns]`.
+#[inline(always)]
+fn conv_block<F: Fma>(p: &HeadWeights, pooled: &[f32], images: usize, col0: usize, out: &mut [f32]) {
+    let cols = out.len() / images;
+    for o in out.chunks_exact_mut(cols) {
+        if p.conv_bias.is_empty() {
+            o.fill(0.0);
+        } else {
+            o.copy_from_slice(&p.conv_bias[col0..][..cols]);
+        }
+    }
+    accumulate_columns::<F>(pooled, &p.conv, p.hidden, col0, out, images);
+    p.act.apply_slice(out);
+}
+
+/// Logits `col0 ..` of the FC for `images` feature vectors; `out` is
+/// `[images][columns]`.
+#[inline(always)]
+fn fc_block<F: Fma>(p: &HeadWeights, features: &[f32], images: usize, col0: usize, out: &mut [f32]) {
+    let cols = out.len() / images;
+    for o in out.chunks_exact_mut(cols) {
+        o.copy_from_slice(&p.fc_bias[col0..][..cols]);
+    }
+    accumulate_columns::<F>(features, &p.fc, p.classes(), col0, out, images);
 }
 
 /// Reference head on an NCHW tensor. `last_conv` is `[hidden, in]` (or empty),

@@ -6,14 +6,20 @@ use super::dispatch::Fma;
 /// in order of `j`: a matrix-vector product with the matrix stored
 /// input-major, so the inner loop runs along `out` and vectorises (a dot
 /// product per output would be a sequential sum LLVM may not reorder).
-/// One image's product; see [`accumulate_rows_batch`].
+/// One image's whole product; see [`accumulate_columns`].
 #[inline(always)]
 pub(crate) fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
-    accumulate_rows_batch::<F>(v, w, out, 1)
+    accumulate_columns::<F>(v, w, out.len(), 0, out, 1)
 }
 
-/// [`accumulate_rows`] for `images` vectors at once: `v` is `[images][k]`,
-/// `out` is `[images][n]`, `w` is `[k][n]`.
+/// Weight rows per sweep over the outputs: 8 streamed x2.5's head 5-8 %
+/// faster than 4 from a cold cache (whole passes 1-2 %).
+const ROWS: usize = 8;
+
+/// [`accumulate_rows`] for the outputs `col0 .. col0 + n` of a `[k][ldw]`
+/// matrix and `images` vectors at once: `v` is `[images][k]`, `out` is
+/// `[images][n]`. A batch uses every column; one thread's share of a single
+/// image's outputs uses a range.
 ///
 /// These products are bound by reading the weights (7.7 MB for x1.0's head,
 /// 4 MB for x2.5's SE modules), so [`ROWS`] rows go per sweep over `out`:
@@ -21,30 +27,17 @@ pub(crate) fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
 /// store of `out` serves eight rows. Each group of rows (32-40 KB) is
 /// applied to every image before the next, so a batch reads the weights
 /// once, not once per image. The sum per output is taken in the same order
-/// whatever the batch or the rows per sweep (one multiply-add per input, in
-/// order): one image's result does not depend on the others.
+/// whatever the batch, the columns or the rows per sweep (one multiply-add
+/// per input, in order): one image's result does not depend on the others.
 #[inline(always)]
-pub(crate) fn accumulate_rows_batch<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32], images: usize) {
-    let n = out.len() / images.max(1);
-    accumulate_columns_batch::<F>(v, w, n, 0, out, images)
-}
-
-/// [`accumulate_rows`] restricted to the outputs `col0 .. col0 + out.len()`
-/// of a `[k][ldw]` matrix: one thread's share when several split one
-/// image's outputs. Each output's sum is the same as in the whole product.
-#[inline(always)]
-pub(crate) fn accumulate_columns<F: Fma>(v: &[f32], w: &[f32], ldw: usize, col0: usize, out: &mut [f32]) {
-    accumulate_columns_batch::<F>(v, w, ldw, col0, out, 1)
-}
-
-/// Weight rows per sweep over the outputs: 8 streamed x2.5's head 5-8 %
-/// faster than 4 from a cold cache (whole passes 1-2 %).
-const ROWS: usize = 8;
-
-/// The common body: outputs `col0 .. col0 + n` of `w` (`[k][ldw]`) for
-/// `images` vectors (`v` is `[images][k]`, `out` is `[images][n]`).
-#[inline(always)]
-fn accumulate_columns_batch<F: Fma>(v: &[f32], w: &[f32], ldw: usize, col0: usize, out: &mut [f32], images: usize) {
+pub(crate) fn accumulate_columns<F: Fma>(
+    v: &[f32],
+    w: &[f32],
+    ldw: usize,
+    col0: usize,
+    out: &mut [f32],
+    images: usize,
+) {
     let n = out.len() / images.max(1);
     let k = v.len() / images.max(1);
     assert_eq!(v.len(), images * k, "matrix-vector input size");

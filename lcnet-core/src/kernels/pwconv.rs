@@ -128,7 +128,7 @@ fn rows_per_task(pixels: usize) -> usize {
 /// Portable code over the same packed layout (the test oracle's twin and the
 /// fallback on CPUs without AVX2).
 mod portable {
-    use super::{k_range, PwWeights, MR, NR};
+    use super::{PwWeights, MR, NR};
 
     pub fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         let (k, n) = (p.in_channels, p.out_channels);
@@ -142,13 +142,14 @@ mod portable {
                 for row in acc.iter_mut().take(rows) {
                     row.copy_from_slice(bias);
                 }
-                for kk in 0..k {
-                    let (kb, _) = k_range(kk, p.k_block, k);
-                    let b_row = &p.panel_block(panel, kb).0[(kk - kb) * NR..][..NR];
-                    for (r, row) in acc.iter_mut().enumerate().take(rows) {
-                        let a = input[(r0 + r) * k + kk];
-                        for (c, &w) in row.iter_mut().zip(b_row) {
-                            *c += a * w;
+                for kb in (0..k).step_by(p.k_block) {
+                    let b = p.panel_block(panel, kb).0;
+                    for (kk, b_row) in (kb..).zip(b.chunks_exact(NR)) {
+                        for (r, row) in acc.iter_mut().enumerate().take(rows) {
+                            let a = input[(r0 + r) * k + kk];
+                            for (c, &w) in row.iter_mut().zip(b_row) {
+                                *c += a * w;
+                            }
                         }
                     }
                 }
