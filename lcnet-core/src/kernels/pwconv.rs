@@ -107,13 +107,16 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is a tier the CPU supports (from `isa()` or checked by
         // the caller), and AVX-512 implies AVX2 + FMA.
-        Isa::Avx2 | Isa::Avx512 => unsafe { avx2::gemm_rows(p, input, out) },
+        Isa::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Isa::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
         _ => portable::gemm_rows(p, input, out),
     };
     if super::threads::threads() == 1 {
         return gemm(out, input);
     }
-    let rows = rows_per_task(pixels);
+    let rows = rows_per_task(pixels, tile_rows(isa));
     out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| gemm(out, input));
 }
 
@@ -121,8 +124,17 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
 /// streams every weight panel once per row block, so fewer, larger tasks
 /// read the weights fewer times (they dominate the traffic of the late,
 /// small-image layers).
-fn rows_per_task(pixels: usize) -> usize {
-    pixels.div_ceil(super::threads::threads()).next_multiple_of(MR).max(MR)
+fn rows_per_task(pixels: usize, tile: usize) -> usize {
+    pixels.div_ceil(super::threads::threads()).next_multiple_of(tile).max(tile)
+}
+
+/// Pixel rows per register tile of the GEMM on `isa`.
+fn tile_rows(isa: Isa) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => simd::rows_per_tile(true),
+        _ => MR,
+    }
 }
 
 /// Portable code over the same packed layout (the test oracle's twin and the
@@ -164,27 +176,80 @@ mod portable {
     }
 }
 
+/// The hand-written GEMM, one body for AVX2 and AVX-512 (generic over
+/// [`Vector`](crate::kernels::simd::Vector)).
+///
+/// A tile is `R` pixel rows x `J` vectors of output channels, its
+/// accumulators in registers. AVX2: 6 rows x one 16-wide panel (2 x 8
+/// lanes, 12 accumulators of 16 registers). AVX-512: 12 rows x two
+/// neighbouring panels (2 x 16 lanes, 24 accumulators of 32 registers), so
+/// each input value broadcast serves 32 outputs and each weight vector 12
+/// pixels; the packing is the same for both.
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::{even_split, PwWeights, MR, NR};
-    use crate::kernels::simd::avx2::act;
+mod simd {
+    use super::{even_split, PwWeights, NR};
+    use crate::kernels::simd::avx2::Ymm;
+    use crate::kernels::simd::avx512::Zmm;
+    use crate::kernels::simd::Vector;
     use crate::kernels::Activation;
 
-    /// Most rows per block: the block's `MC x KC` slice of the input (96 KiB)
-    /// stays in L2 while every panel passes over it.
-    const MC: usize = 16 * MR;
-
-    /// All rows of `input` times every panel, blocked over K and M.
+    /// AVX2 + FMA: all rows of `input` times every panel.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+    pub unsafe fn gemm_rows_avx2(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+        // SAFETY: the features are enabled; two Ymm per row cover one panel.
+        // Four K steps per loop iteration, as MLAS does: 10-15% faster than
+        // one at x2.5 on Zen 3, the loop's bookkeeping no longer competing
+        // with the FMAs.
+        unsafe { gemm_rows::<Ymm, 6, 4>(p, input, out) }
+    }
+
+    /// AVX-512: all rows of `input` times every panel.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (and AVX2 + FMA).
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub unsafe fn gemm_rows_avx512(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+        // SAFETY: the features are enabled; two Zmm per row cover two panels.
+        // One K step per loop iteration: unrolled, LLVM hoists the next
+        // steps' broadcasts, runs out of the 32 registers and spills
+        // accumulators (x2.0, one thread, Xeon with AVX-512: 12 rows 8.0 ms
+        // unrolled by 1, 17.1 by 2; 8 rows 8.3 / 8.2 / 10.1 by 1 / 2 / 4;
+        // the AVX2 kernel 11.8).
+        unsafe { gemm_rows::<Zmm, 12, 1>(p, input, out) }
+    }
+
+    /// Pixel rows per register tile on `isa` (rayon tasks and M blocks are
+    /// whole tiles).
+    pub fn rows_per_tile(avx512: bool) -> usize {
+        if avx512 {
+            12
+        } else {
+            6
+        }
+    }
+
+    /// Most row tiles per M block: the block's `MC x KC` slice of the input
+    /// (96 rows, 96 KiB) stays in L2 while every panel passes over it.
+    const MC: usize = 96;
+
+    /// All rows of `input` times every panel, blocked over K and M; `MR`
+    /// rows x 2 vectors of `V` per tile (two `V` span one or two panels),
+    /// `UNROLL` K steps per iteration of the micro-kernel's loop.
+    #[inline(always)]
+    unsafe fn gemm_rows<V: Vector, const MR: usize, const UNROLL: usize>(
+        p: &PwWeights,
+        input: &[f32],
+        out: &mut [f32],
+    ) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
         let (k_step, m_step) = (p.k_block, even_split(m, MC, MR));
+        // Output channels per tile, and panels per tile.
+        let tn = 2 * V::LANES;
+        let group = tn / NR;
         let panels = n.div_ceil(NR);
         for kb in (0..k).step_by(k_step) {
             let kc = k_step.min(k - kb);
@@ -192,25 +257,36 @@ mod avx2 {
             for mb in (0..m).step_by(m_step) {
                 let mc = m_step.min(m - mb);
                 let tiles = mc.div_ceil(MR);
-                for panel in 0..panels {
-                    let (b, bias) = p.panel_block(panel, kb);
-                    let cols = NR.min(n - panel * NR);
+                for first_panel in (0..panels).step_by(group) {
+                    let col0 = first_panel * NR;
+                    // Both vectors' weights: the second is the panel's right
+                    // half (AVX2) or the next panel (AVX-512), if there is one.
+                    let (b0, _) = p.panel_block(first_panel, kb);
+                    let two = n > col0 + V::LANES;
+                    let b1 = if group == 1 {
+                        &b0[V::LANES..]
+                    } else if first_panel + 1 < panels {
+                        p.panel_block(first_panel + 1, kb).0
+                    } else {
+                        b0
+                    };
+                    let bias = &p.bias[col0..];
+                    let cols = tn.min(n - col0);
                     for t in 0..tiles {
                         let (r0, rows) = (mb + t * MR, MR.min(mc - t * MR));
                         let a = &input[r0 * k + kb..(r0 + rows - 1) * k + kb + kc];
-                        let c = &mut out[r0 * n + panel * NR..];
+                        let c = &mut out[r0 * n + col0..];
                         let g = Geometry { kc, lda: k, ldc: n, cols };
                         // SAFETY: `a` holds `rows` rows (stride k) of `kc` values,
-                        // `b` is `kc x NR`, and `c` holds `rows - 1` full rows of
-                        // `n` plus `cols` values (checked by the slicing above).
+                        // each `b` has `kc` rows of NR (the second vector reads
+                        // only when `two`), the biases are padded to whole
+                        // panels, and `c` holds `rows - 1` full rows of `n`
+                        // plus `cols` values (checked by the slicing above).
                         unsafe {
-                            match rows {
-                                6 => tile::<6>(a, b, bias, c, g, pass),
-                                5 => tile::<5>(a, b, bias, c, g, pass),
-                                4 => tile::<4>(a, b, bias, c, g, pass),
-                                3 => tile::<3>(a, b, bias, c, g, pass),
-                                2 => tile::<2>(a, b, bias, c, g, pass),
-                                _ => tile::<1>(a, b, bias, c, g, pass),
+                            if two {
+                                tile_any::<V, MR, UNROLL, 2>(rows, a, [b0, b1], bias, c, g, pass)
+                            } else {
+                                tile_any::<V, MR, UNROLL, 1>(rows, a, [b0, b1], bias, c, g, pass)
                             }
                         }
                     }
@@ -219,12 +295,33 @@ mod avx2 {
         }
     }
 
+    /// [`tile`] for a runtime row count `rows <= MR` (the last tile of a
+    /// block may be short).
+    #[inline(always)]
+    unsafe fn tile_any<V: Vector, const MR: usize, const UNROLL: usize, const J: usize>(
+        rows: usize,
+        a: &[f32],
+        b: [&[f32]; 2],
+        bias: &[f32],
+        c: &mut [f32],
+        g: Geometry,
+        pass: Pass,
+    ) {
+        macro_rules! rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r if $r <= MR => tile::<V, $r, UNROLL, J>(a, b, bias, c, g, pass),)*
+                    _ => unreachable!("{rows} rows in a tile of {MR}"),
+                }
+            };
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { rows!(12 11 10 9 8 7 6 5 4 3 2 1) }
+    }
+
     /// How many K steps ahead the micro-kernel prefetches weights (32 rows
     /// of 64 bytes: measured best of 8, 16, 32, 64 on Zen 3).
     const PF_AHEAD: usize = 32;
-
-    /// K steps per iteration of the micro-kernel's loop.
-    const UNROLL: usize = 4;
 
     /// Sizes of one tile call.
     #[derive(Clone, Copy)]
@@ -244,89 +341,139 @@ mod avx2 {
         act: Activation,
     }
 
-    /// `R` rows x 16 outputs over `kc` of K, accumulators in registers.
+    /// `R` rows x `J` (1 or 2) vectors of outputs over `kc` of K,
+    /// accumulators in registers. Vector `j` reads its weights from `b[j]`,
+    /// a `kc x NR` panel block, one row of NR per K step.
+    ///
+    /// The two columns of accumulators are two arrays, every loop over them
+    /// written out ([`unrolled!`]): held in one `[[V; J]; R]` array LLVM kept
+    /// them in memory (a store after every FMA, AVX-512 50% slower than AVX2).
     #[inline(always)]
-    unsafe fn tile<const R: usize>(a: &[f32], b: &[f32], bias: &[f32], c: &mut [f32], g: Geometry, pass: Pass) {
+    unsafe fn tile<V: Vector, const R: usize, const UNROLL: usize, const J: usize>(
+        a: &[f32],
+        b: [&[f32]; 2],
+        bias: &[f32],
+        c: &mut [f32],
+        g: Geometry,
+        pass: Pass,
+    ) {
         let Geometry { kc, lda, ldc, cols } = g;
-        debug_assert!(a.len() >= (R - 1) * lda + kc && b.len() >= kc * NR && bias.len() >= NR);
-        debug_assert!(c.len() >= (R - 1) * ldc + cols);
+        let lanes = V::LANES;
+        let two = J == 2;
+        debug_assert!(a.len() >= (R - 1) * lda + kc && bias.len() >= J * lanes);
+        debug_assert!((0..J).all(|j| b[j].len() >= (kc - 1) * NR + lanes));
+        debug_assert!(c.len() >= (R - 1) * ldc + cols && cols <= J * lanes);
         // SAFETY: every pointer offset below stays inside the slices, per
-        // the assertions above.
+        // the assertions above; partial tiles go through a stack buffer.
         unsafe {
-            let (ap, bp) = (a.as_ptr(), b.as_ptr());
-            let mut lo = [_mm256_setzero_ps(); R];
-            let mut hi = [_mm256_setzero_ps(); R];
-            for r in 0..R {
-                if pass.first {
-                    lo[r] = _mm256_loadu_ps(bias.as_ptr());
-                    hi[r] = _mm256_loadu_ps(bias.as_ptr().add(8));
-                } else if cols == NR {
-                    lo[r] = _mm256_loadu_ps(c.as_ptr().add(r * ldc));
-                    hi[r] = _mm256_loadu_ps(c.as_ptr().add(r * ldc + 8));
+            let full = cols == J * lanes;
+            let mut acc0 = [V::zero(); R];
+            let mut acc1 = [V::zero(); R];
+            unrolled!(r < R => {
+                let src = if pass.first { bias.as_ptr() } else { c.as_ptr().add(r * ldc) };
+                if pass.first || full {
+                    acc0[r] = V::load(src);
+                    if two {
+                        acc1[r] = V::load(src.add(lanes));
+                    }
                 } else {
-                    let mut tmp = [0.0f32; NR];
-                    std::ptr::copy_nonoverlapping(c.as_ptr().add(r * ldc), tmp.as_mut_ptr(), cols);
-                    lo[r] = _mm256_loadu_ps(tmp.as_ptr());
-                    hi[r] = _mm256_loadu_ps(tmp.as_ptr().add(8));
+                    let mut tmp = [0.0f32; 32];
+                    std::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), cols);
+                    acc0[r] = V::load(tmp.as_ptr());
+                    acc1[r] = V::load(tmp.as_ptr().add(lanes));
                 }
-            }
+            });
+            let (mut b0, mut b1) = (b[0].as_ptr(), b[1].as_ptr());
+            // The second vector starts its own 64-byte weight row only when
+            // it is another panel's (AVX-512); prefetch each row once.
+            let b1_own_row = two && lanes % NR == 0;
             // One pointer per row, advanced once per UNROLL steps, so every
             // load in the unrolled body is a pointer plus a constant offset.
-            let mut rows: [*const f32; R] = std::array::from_fn(|r| ap.add(r * lda));
-            let mut bk = bp;
+            let mut rows = [a.as_ptr(); R];
+            unrolled!(r < R => rows[r] = a.as_ptr().add(r * lda));
             macro_rules! step {
                 ($u:expr) => {{
                     let u = $u;
-                    // The weights of the rows a few steps ahead (of this panel,
-                    // then of the next one, which follows it in memory: the
-                    // packing is K-block-major): the first tile of a panel
-                    // finds them in L1 instead of L3 or DRAM.
-                    _mm_prefetch::<_MM_HINT_T0>(bk.wrapping_add((u + PF_AHEAD) * NR).cast());
-                    let b0 = _mm256_loadu_ps(bk.add(u * NR));
-                    let b1 = _mm256_loadu_ps(bk.add(u * NR + 8));
-                    for r in 0..R {
-                        let x = _mm256_broadcast_ss(&*rows[r].add(u));
-                        lo[r] = _mm256_fmadd_ps(x, b0, lo[r]);
-                        hi[r] = _mm256_fmadd_ps(x, b1, hi[r]);
+                    // The weights a few steps ahead (of this panel, then of the
+                    // next one, which follows it in memory: the packing is
+                    // K-block-major): the first tile of a panel finds them in
+                    // L1 instead of L3 or DRAM.
+                    prefetch(b0.wrapping_add((u + PF_AHEAD) * NR));
+                    if b1_own_row {
+                        prefetch(b1.wrapping_add((u + PF_AHEAD) * NR));
                     }
+                    let w0 = V::load(b0.add(u * NR));
+                    let w1 = if two { V::load(b1.add(u * NR)) } else { w0 };
+                    unrolled!(r < R => {
+                        let x = V::splat(rows[r].add(u));
+                        acc0[r] = V::mul_add(x, w0, acc0[r]);
+                        if two {
+                            acc1[r] = V::mul_add(x, w1, acc1[r]);
+                        }
+                    });
                 }};
             }
-            // Four K steps per loop iteration, as MLAS does: 10-15% faster
-            // than one at x2.5 (in-process A/B), the loop's own bookkeeping
-            // no longer competing with the FMAs.
             let mut left = kc;
             while left >= UNROLL {
-                for u in 0..UNROLL {
-                    step!(u);
-                }
-                for row in rows.iter_mut() {
-                    *row = row.add(UNROLL);
-                }
-                bk = bk.add(UNROLL * NR);
+                unrolled!(u < UNROLL => step!(u));
+                unrolled!(r < R => rows[r] = rows[r].add(UNROLL));
+                b0 = b0.add(UNROLL * NR);
+                b1 = b1.add(UNROLL * NR);
                 left -= UNROLL;
             }
             while left > 0 {
                 step!(0);
-                for row in rows.iter_mut() {
-                    *row = row.add(1);
-                }
-                bk = bk.add(NR);
+                unrolled!(r < R => rows[r] = rows[r].add(1));
+                b0 = b0.add(NR);
+                b1 = b1.add(NR);
                 left -= 1;
             }
-            for r in 0..R {
-                let (v0, v1) = if pass.last { (act(lo[r], pass.act), act(hi[r], pass.act)) } else { (lo[r], hi[r]) };
+            unrolled!(r < R => {
+                let (mut v0, mut v1) = (acc0[r], acc1[r]);
+                if pass.last {
+                    v0 = v0.act(pass.act);
+                    v1 = v1.act(pass.act);
+                }
                 let dst = c.as_mut_ptr().add(r * ldc);
-                if cols == NR {
-                    _mm256_storeu_ps(dst, v0);
-                    _mm256_storeu_ps(dst.add(8), v1);
+                if full {
+                    v0.store(dst);
+                    if two {
+                        v1.store(dst.add(lanes));
+                    }
                 } else {
-                    let mut tmp = [0.0f32; NR];
-                    _mm256_storeu_ps(tmp.as_mut_ptr(), v0);
-                    _mm256_storeu_ps(tmp.as_mut_ptr().add(8), v1);
+                    let mut tmp = [0.0f32; 32];
+                    v0.store(tmp.as_mut_ptr());
+                    v1.store(tmp.as_mut_ptr().add(lanes));
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
                 }
-            }
+            });
         }
+    }
+
+    /// `body` for `i` = 0, 1, .. up to `n - 1` (at most 12), written out with
+    /// constant indices: LLVM does not always unroll a loop over a tile's
+    /// accumulators (12 x 2 of them), and a loop that stays a loop keeps
+    /// them in memory instead of registers.
+    macro_rules! unrolled {
+        ($i:ident < $n:expr => $body:expr) => {
+            unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7 8 9 10 11)
+        };
+        (@ $i:ident, $n:expr, $body:expr, $($k:literal)*) => {{
+            debug_assert!($n <= 12);
+            $(if $k < $n {
+                let $i = $k;
+                $body;
+            })*
+        }};
+    }
+    use unrolled;
+
+    /// Prefetches the line at `p` into L1 (a hint: any address is fine).
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: prefetching never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
     }
 }
 

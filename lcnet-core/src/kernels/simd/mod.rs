@@ -1,4 +1,36 @@
 //! Vector helpers shared by the hand-written kernels.
+//!
+//! A hand-written kernel body is written once, generic over [`Vector`], and
+//! instantiated inside an AVX2+FMA or an AVX-512 `#[target_feature]`
+//! function (as tract-linalg and gemm do): the same loads, fused
+//! multiply-adds and epilogue on 8 or 16 lanes.
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+
+use crate::kernels::Activation;
+
+/// One SIMD register of `f32` lanes and the operations the kernels use.
+///
+/// # Safety
+/// Every method may only run on a CPU with the instance's ISA, inside a
+/// function compiled for it (so that the intrinsics inline).
+pub trait Vector: Copy {
+    /// `f32` lanes per register.
+    const LANES: usize;
+    /// All lanes zero.
+    unsafe fn zero() -> Self;
+    /// `LANES` values from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self;
+    /// The lanes to `p` (unaligned).
+    unsafe fn store(self, p: *mut f32);
+    /// `*p` in every lane.
+    unsafe fn splat(p: *const f32) -> Self;
+    /// `a * b + c`, fused.
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// `act` on every lane, in the same operations and order as
+    /// [`Activation::apply`] (so every path agrees to the last bit).
+    unsafe fn act(self, act: Activation) -> Self;
+}

@@ -1,0 +1,53 @@
+//! AVX-512 building blocks: [`Zmm`], 16 lanes.
+
+use std::arch::x86_64::*;
+
+use super::Vector;
+use crate::kernels::Activation;
+
+/// A 512-bit register of 16 lanes (AVX-512F).
+#[derive(Clone, Copy)]
+pub struct Zmm(__m512);
+
+// SAFETY (every method): the caller runs on an AVX-512F CPU in a function
+// compiled with that feature, and keeps the pointers in bounds.
+impl Vector for Zmm {
+    const LANES: usize = 16;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { Zmm(_mm512_setzero_ps()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        unsafe { Zmm(_mm512_loadu_ps(p)) }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn splat(p: *const f32) -> Self {
+        unsafe { Zmm(_mm512_set1_ps(*p)) }
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        unsafe { Zmm(_mm512_fmadd_ps(a.0, b.0, c.0)) }
+    }
+    /// The same operations in the same order as [`Activation::apply`].
+    #[inline(always)]
+    unsafe fn act(self, act: Activation) -> Self {
+        unsafe {
+            let x = self.0;
+            Zmm(match act {
+                Activation::None => x,
+                Activation::Relu => _mm512_max_ps(x, _mm512_setzero_ps()),
+                Activation::Relu6 => _mm512_min_ps(_mm512_max_ps(x, _mm512_setzero_ps()), _mm512_set1_ps(6.0)),
+                Activation::HardSwish => {
+                    let t = _mm512_add_ps(x, _mm512_set1_ps(3.0));
+                    let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(6.0));
+                    _mm512_mul_ps(_mm512_mul_ps(x, t), _mm512_set1_ps(1.0 / 6.0))
+                }
+            })
+        }
+    }
+}
