@@ -1,6 +1,7 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 //! Per-kernel benchmarks on the real PP-LCNet x1.0 layer shapes (224x224,
-//! batch 1, one thread), `reference` against the dispatched kernel, with
+//! batch 1, one thread), `reference` against the kernel on every ISA tier
+//! this CPU has, with
 //! throughput in FLOPs (2 per multiply-accumulate) so criterion prints
 //! GFLOP/s. The first group measures this core's FMA peak with independent
 //! FMA chains, to read the others against.
@@ -10,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use lcnet_core::kernels::{dwconv, pwconv, stem, Activation};
+use lcnet_core::kernels::{dwconv, pwconv, stem, Activation, Isa};
 
 /// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.
 #[cfg(target_arch = "x86_64")]
@@ -32,15 +33,38 @@ unsafe fn fma_chains(iters: u64) -> f32 {
     out.iter().sum()
 }
 
-/// The peak the kernels are read against (skipped without AVX2 + FMA).
+/// 12 independent chains of 16-lane FMAs: this core's AVX-512 FMA peak.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_avx512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let x = _mm512_set1_ps(black_box(1.000_001));
+    let y = _mm512_set1_ps(black_box(0.999_999));
+    let mut acc = [_mm512_setzero_ps(); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, x, y);
+        }
+    }
+    _mm512_reduce_add_ps(acc.iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a)))
+}
+
+/// The peaks the kernels are read against (each skipped without its ISA).
 fn peak(c: &mut Criterion) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    {
         const ITERS: u64 = 1 << 16;
         let mut g = c.benchmark_group("peak");
-        g.throughput(Throughput::Elements(ITERS * 10 * 8 * 2));
-        // SAFETY: AVX2 and FMA were detected above.
-        g.bench_function("avx2_fma", |b| b.iter(|| unsafe { fma_chains(black_box(ITERS)) }));
+        if Isa::Avx2.supported() {
+            g.throughput(Throughput::Elements(ITERS * 10 * 8 * 2));
+            // SAFETY: AVX2 and FMA are supported (checked above).
+            g.bench_function("avx2_fma", |b| b.iter(|| unsafe { fma_chains(black_box(ITERS)) }));
+        }
+        if Isa::Avx512.supported() {
+            g.throughput(Throughput::Elements(ITERS * 12 * 16 * 2));
+            // SAFETY: AVX-512F is supported (checked above).
+            g.bench_function("avx512_fma", |b| b.iter(|| unsafe { fma_chains_avx512(black_box(ITERS)) }));
+        }
         g.finish();
     }
 }
@@ -60,9 +84,11 @@ fn pointwise(c: &mut Criterion) {
         let x = vec![0.5f32; m * k];
         let mut out = vec![0.0f32; m * n];
         g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
-        g.bench_function(format!("dispatched/{m}x{k}x{n}"), |b| {
-            pool.install(|| b.iter(|| pwconv::run(&p, black_box(&x), m, &mut out)))
-        });
+        for isa in Isa::all_supported() {
+            g.bench_function(format!("{}/{m}x{k}x{n}", isa.name()), |b| {
+                pool.install(|| b.iter(|| pwconv::run_isa(isa, &p, black_box(&x), m, &mut out)))
+            });
+        }
         if m <= 28 * 28 {
             let oi = vec![0.01; k * n];
             let side = (m as f64).sqrt() as usize;
@@ -87,9 +113,11 @@ fn depthwise(c: &mut Criterion) {
         let x = vec![0.5f32; hw * hw * ch];
         let mut out = vec![0.0f32; oh * ow * ch];
         g.throughput(Throughput::Elements(2 * (oh * ow * ch * k * k) as u64));
-        g.bench_function(format!("dispatched/{hw}x{hw}x{ch}k{k}s{s}"), |b| {
-            pool.install(|| b.iter(|| dwconv::run(&p, black_box(&x), 1, hw, hw, &mut out)))
-        });
+        for isa in Isa::all_supported() {
+            g.bench_function(format!("{}/{hw}x{hw}x{ch}k{k}s{s}", isa.name()), |b| {
+                pool.install(|| b.iter(|| dwconv::run_isa(isa, &p, black_box(&x), 1, hw, hw, &mut out)))
+            });
+        }
     }
     g.finish();
 }

@@ -65,24 +65,29 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a tier the CPU supports; AVX-512 implies AVX2 + FMA.
-            Isa::Avx2 | Isa::Avx512 => unsafe { avx2::dw_row(p, image, h, w, oy, out_row) },
+            Isa::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx512 => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
             _ => dw_row(Isa::Scalar, p, image, h, w, oy, out_row),
         }
     });
 }
 
-/// Hand-vectorised rows. Channel blocks of 32, 16 or 8 lanes times 2, 4 or
-/// 8 neighbouring output pixels at once, so that 8 independent accumulator
+/// Hand-vectorised rows, one body for AVX2 and AVX-512 (generic over
+/// [`Vector`](crate::kernels::simd::Vector)). Channel blocks of 4, 2 or 1
+/// registers (32, 16 or 8 lanes on AVX2; 64, 32, 16 on AVX-512, then one
+/// 8-lane AVX2 block) times 2, 4 or 8 neighbouring output pixels at once, so that 8 independent accumulator
 /// vectors hide the FMA latency and each weight vector loaded serves several
 /// pixels. Border pixels (taps in the padding) go one at a time. With 32
 /// channels or more the row goes pixel pair by pixel pair (all channels of
 /// each); with fewer, channel block by channel block (all pixels of each).
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
+mod simd {
     use super::DwWeights;
-    use crate::kernels::simd::avx2::act;
+    use crate::kernels::simd::avx2::Ymm;
+    use crate::kernels::simd::avx512::Zmm;
+    use crate::kernels::simd::Vector;
 
     /// Geometry of one output row.
     struct Row {
@@ -99,12 +104,29 @@ mod avx2 {
         ky: (usize, usize),
     }
 
-    /// One output row of an NHWC image.
+    /// One output row of an NHWC image, AVX2 + FMA.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dw_row(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+    pub unsafe fn dw_row_avx2(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: the features are enabled.
+        unsafe { dw_row::<Ymm>(p, image, h, w, oy, out_row) }
+    }
+
+    /// One output row of an NHWC image, AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (and AVX2 + FMA).
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub unsafe fn dw_row_avx512(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: the features are enabled.
+        unsafe { dw_row::<Zmm>(p, image, h, w, oy, out_row) }
+    }
+
+    /// One output row of an NHWC image.
+    #[inline(always)]
+    unsafe fn dw_row<V: Vector>(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         let c = p.channels();
         let k = p.kernel;
         let pad = (k - 1) / 2;
@@ -126,7 +148,7 @@ mod avx2 {
             ky,
         };
         let kx = |ox: usize| (pad.saturating_sub(ox * p.stride[1]), k.min(w + pad - ox * p.stride[1]));
-        if c >= 32 {
+        if c >= 4 * V::LANES {
             // Pixel-major: every channel of two pixels, then the next two, so
             // the input is read in address order. A layer's input was just
             // written by the layer before and is often in DRAM; read
@@ -134,31 +156,36 @@ mod avx2 {
             // strided pieces the prefetchers follow poorly: 112x112x80 with
             // stride 2 ran 1.3 ms from a cold cache that way, 0.73 ms this way
             // (0.3-0.4 ms warm either way); whole passes 1-2% faster at x2.0
-            // and x2.5. Below 32 channels a pair holds too few accumulators.
+            // and x2.5. Below 4 registers of channels (32 AVX2, 64 AVX-512) a
+            // pair holds too few accumulators to hide the FMA latency.
             let mut ox = 0;
             while ox < ow {
                 let pair = ox + 2 <= ow && kx(ox) == (0, k) && kx(ox + 1) == (0, k);
                 // SAFETY: the pair's taps are inside the image; a single
                 // pixel keeps to its kernel columns.
-                unsafe { pixel_group(&row, ox, pair, kx(ox), p) };
+                unsafe { pixel_group::<V>(&row, ox, pair, kx(ox), p) };
                 ox += if pair { 2 } else { 1 };
             }
             return;
         }
+        let l = V::LANES;
         let mut c0 = 0;
         while c0 < c {
             let left = c - c0;
             // SAFETY: every block stays inside the channels (c0 + lanes <= c),
             // pixels inside the row (ox + P <= ow) and taps inside the image.
             unsafe {
-                if left >= 32 {
-                    sweep::<4, 2>(&row, c0, ow, &kx, p);
-                    c0 += 32;
-                } else if left >= 16 {
-                    sweep::<2, 4>(&row, c0, ow, &kx, p);
-                    c0 += 16;
+                if left >= 4 * l {
+                    sweep::<V, 4, 2>(&row, c0, ow, &kx, p);
+                    c0 += 4 * l;
+                } else if left >= 2 * l {
+                    sweep::<V, 2, 4>(&row, c0, ow, &kx, p);
+                    c0 += 2 * l;
+                } else if left >= l {
+                    sweep::<V, 1, 8>(&row, c0, ow, &kx, p);
+                    c0 += l;
                 } else if left >= 8 {
-                    sweep::<1, 8>(&row, c0, ow, &kx, p);
+                    sweep::<Ymm, 1, 8>(&row, c0, ow, &kx, p);
                     c0 += 8;
                 } else {
                     for ox in 0..ow {
@@ -174,20 +201,24 @@ mod avx2 {
     /// every tap of both is inside the image; a single pixel uses the kernel
     /// columns `kx`).
     #[inline(always)]
-    unsafe fn pixel_group(row: &Row, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
+    unsafe fn pixel_group<V: Vector>(row: &Row, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
+        let l = V::LANES;
         let mut c0 = 0;
         // SAFETY: forwarded from the caller; every block ends at or before `c`.
         unsafe {
             while c0 < row.c {
                 let left = row.c - c0;
-                if left >= 32 {
-                    lanes::<4>(row, c0, ox, pair, kx, p);
-                    c0 += 32;
-                } else if left >= 16 {
-                    lanes::<2>(row, c0, ox, pair, kx, p);
-                    c0 += 16;
+                if left >= 4 * l {
+                    lanes::<V, 4>(row, c0, ox, pair, kx, p);
+                    c0 += 4 * l;
+                } else if left >= 2 * l {
+                    lanes::<V, 2>(row, c0, ox, pair, kx, p);
+                    c0 += 2 * l;
+                } else if left >= l {
+                    lanes::<V, 1>(row, c0, ox, pair, kx, p);
+                    c0 += l;
                 } else if left >= 8 {
-                    lanes::<1>(row, c0, ox, pair, kx, p);
+                    lanes::<Ymm, 1>(row, c0, ox, pair, kx, p);
                     c0 += 8;
                 } else {
                     scalar_lanes(row, c0, left, ox, if pair { (0, row.k) } else { kx }, p);
@@ -200,22 +231,30 @@ mod avx2 {
         }
     }
 
-    /// Channels `c0 .. c0 + 8 V` of pixel `ox`, and of `ox + 1` when `pair`.
+    /// Channels `c0 .. c0 + NV` registers of pixel `ox`, and of `ox + 1`
+    /// when `pair`.
     #[inline(always)]
-    unsafe fn lanes<const V: usize>(row: &Row, c0: usize, ox: usize, pair: bool, kx: (usize, usize), p: &DwWeights) {
+    unsafe fn lanes<V: Vector, const NV: usize>(
+        row: &Row,
+        c0: usize,
+        ox: usize,
+        pair: bool,
+        kx: (usize, usize),
+        p: &DwWeights,
+    ) {
         // SAFETY: forwarded from the caller.
         unsafe {
             if pair {
-                pixels::<V, 2>(row, c0, ox, (0, row.k), p)
+                pixels::<V, NV, 2>(row, c0, ox, (0, row.k), p)
             } else {
-                pixels::<V, 1>(row, c0, ox, kx, p)
+                pixels::<V, NV, 1>(row, c0, ox, kx, p)
             }
         }
     }
 
-    /// Every output pixel of the row for channels `c0 .. c0 + 8 V`.
+    /// Every output pixel of the row for channels `c0 .. c0 + NV` registers.
     #[inline(always)]
-    unsafe fn sweep<const V: usize, const P: usize>(
+    unsafe fn sweep<V: Vector, const NV: usize, const P: usize>(
         row: &Row,
         c0: usize,
         ow: usize,
@@ -229,19 +268,20 @@ mod avx2 {
             // SAFETY: forwarded; the group check keeps all P pixels in bounds.
             unsafe {
                 if lo == 0 && ox + P <= ow && kx(ox + P - 1) == (0, row.k) && hi == row.k {
-                    pixels::<V, P>(row, c0, ox, (0, row.k), p);
+                    pixels::<V, NV, P>(row, c0, ox, (0, row.k), p);
                     ox += P;
                 } else {
-                    pixels::<V, 1>(row, c0, ox, (lo, hi), p);
+                    pixels::<V, NV, 1>(row, c0, ox, (lo, hi), p);
                     ox += 1;
                 }
             }
         }
     }
 
-    /// `P` output pixels from `ox`, all with kernel columns `kx`, `8 V` channels.
+    /// `P` output pixels from `ox`, all with kernel columns `kx`, `NV`
+    /// registers of channels.
     #[inline(always)]
-    unsafe fn pixels<const V: usize, const P: usize>(
+    unsafe fn pixels<V: Vector, const NV: usize, const P: usize>(
         row: &Row,
         c0: usize,
         ox: usize,
@@ -250,22 +290,23 @@ mod avx2 {
     ) {
         // SAFETY: the caller keeps every offset in bounds.
         unsafe {
-            let mut acc = [[_mm256_setzero_ps(); V]; P];
+            let l = V::LANES;
+            let mut acc = [[V::zero(); NV]; P];
             for px in acc.iter_mut() {
                 for (v, a) in px.iter_mut().enumerate() {
-                    *a = _mm256_loadu_ps(row.bias.add(c0 + 8 * v));
+                    *a = V::load(row.bias.add(c0 + l * v));
                 }
             }
             for ky in row.ky.0..row.ky.1 {
                 let iy = row.iy0 + ky - row.pad;
                 for kxx in kx.0..kx.1 {
                     let wv = row.wt.add((ky * row.k + kxx) * row.c + c0);
-                    let weights: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(wv.add(8 * v)));
+                    let weights: [V; NV] = std::array::from_fn(|v| V::load(wv.add(l * v)));
                     for (j, px) in acc.iter_mut().enumerate() {
                         let ix = (ox + j) * row.sx + kxx - row.pad;
                         let x = row.img.add((iy * row.w + ix) * row.c + c0);
                         for (v, a) in px.iter_mut().enumerate() {
-                            *a = _mm256_fmadd_ps(_mm256_loadu_ps(x.add(8 * v)), weights[v], *a);
+                            *a = V::mul_add(V::load(x.add(l * v)), weights[v], *a);
                         }
                     }
                 }
@@ -273,7 +314,7 @@ mod avx2 {
             for (j, px) in acc.iter().enumerate() {
                 let dst = row.out.add((ox + j) * row.c + c0);
                 for (v, a) in px.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
+                    a.act(p.act).store(dst.add(l * v));
                 }
             }
         }
