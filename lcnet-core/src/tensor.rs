@@ -236,8 +236,10 @@ where
 
     let n = input.shape()[0];
     if n <= 1 || ws.observing() {
-        let maps = features(input, ws)?;
-        return Ok(head(maps, ws));
+        return crate::kernels::threads::with_spinning_helpers(|| {
+            let maps = features(input, ws)?;
+            Ok(head(maps, ws))
+        });
     }
     let groups = crate::kernels::threads::threads().min(n);
     let image = |i: usize| input.slice_axis(Axis(0), Slice::from(i..i + 1));

@@ -7,6 +7,7 @@
 //! [`serially`], and a kernel asks [`threads`] before splitting.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -49,4 +50,44 @@ where
     } else {
         out.par_chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));
     }
+}
+
+/// Runs `f` on this rayon worker while the pool's other threads spin,
+/// looking for the tasks `f`'s kernels split off, until `f` returns.
+///
+/// A single image's forward pass splits dozens of layers over the threads,
+/// each for tens of microseconds. Between layers an idle rayon worker soon
+/// goes to sleep, and waking a sleeping vCPU costs about as much as the
+/// layer itself: on two threads x1.0 ran 1.16x faster than on one, and
+/// blocks6 and the head slower. ONNX Runtime's pool spins for the same
+/// reason. Outside a pool, with one thread, or inside [`serially`], this is
+/// just `f()`.
+pub fn with_spinning_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    let (Some(me), pool) = (rayon::current_thread_index(), rayon::current_num_threads()) else {
+        return f();
+    };
+    if pool == 1 || SERIAL.get() {
+        return f();
+    }
+    let done = AtomicBool::new(false);
+    rayon::scope(|s| {
+        for _ in 1..pool {
+            s.spawn(|_| {
+                // This thread may pick a helper up itself while it waits for
+                // a stolen task: it must not spin then, or nothing would set
+                // `done`.
+                if rayon::current_thread_index() == Some(me) {
+                    return;
+                }
+                while !done.load(Ordering::Acquire) {
+                    if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+        }
+        let result = f();
+        done.store(true, Ordering::Release);
+        result
+    })
 }
