@@ -14,8 +14,6 @@
 //! stream (the late layers' weights come from DRAM on every pass, and short
 //! strided pieces leave the hardware prefetchers idle).
 
-use std::ops::Range;
-
 use rayon::prelude::*;
 
 use super::{isa, Activation, Isa};
@@ -105,77 +103,21 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
     let (k, n) = (p.in_channels, p.out_channels);
     assert_eq!(input.len(), pixels * k, "pointwise input size");
     assert_eq!(out.len(), pixels * n, "pointwise output size");
-    let gemm = |input: &[f32], out: Output, panels: Range<usize>| match isa {
+    let gemm = |out: &mut [f32], input: &[f32]| match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `isa` is a tier the CPU supports (from `isa()` or checked by
-        // the caller), and AVX-512 implies AVX2 + FMA; `out` is as the
-        // callers below make it.
-        Isa::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out, panels) },
+        // the caller), and AVX-512 implies AVX2 + FMA.
+        Isa::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out, panels) },
-        // SAFETY: as above.
-        _ => unsafe { portable::gemm_rows(p, input, out, panels) },
+        Isa::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
+        _ => portable::gemm_rows(p, input, out),
     };
-    let panels = n.div_ceil(NR);
-    let threads = super::threads::threads();
-    if threads == 1 {
-        return gemm(input, Output::of(out), 0..panels);
-    }
-    // Panels per tile (AVX-512 tiles span two): a task takes whole tiles.
-    let unit = tile_cols(isa) / NR;
-    let units = panels.div_ceil(unit);
-    if pixels <= n && units >= threads {
-        // Fewer pixels than outputs (the late, small maps): split the
-        // outputs. Each task then reads its share of the weights, which
-        // outweigh the input there, where split by rows every task reads
-        // them all; and 49 or 196 rows do not split evenly into tiles of 12
-        // (x1.0's 7x7 layers ran 36 + 13 rows).
-        let out = Output::of(out);
-        let per_task = units.div_ceil(threads) * unit;
-        (0..threads).into_par_iter().for_each(|t| {
-            let first = (t * per_task).min(panels);
-            let end = (first + per_task).min(panels);
-            if first < end {
-                // Tasks write disjoint panels' columns of `out`.
-                gemm(input, out, first..end);
-            }
-        });
-        return;
+    if super::threads::threads() == 1 {
+        return gemm(out, input);
     }
     let rows = rows_per_task(pixels, tile_rows(isa));
-    out.par_chunks_mut(rows * n)
-        .zip(input.par_chunks(rows * k))
-        .for_each(|(out, input)| gemm(input, Output::of(out), 0..panels));
-}
-
-/// The output of one GEMM call, `[rows][out_channels]` from `ptr`: a raw
-/// pointer, because tasks splitting the outputs write different columns of
-/// the same rows at once.
-#[derive(Clone, Copy)]
-struct Output {
-    ptr: *mut f32,
-    len: usize,
-}
-
-// SAFETY: an `Output` is only shared by tasks that write disjoint columns,
-// within the lifetime of the `&mut` slice it was made from (`run_isa`).
-unsafe impl Send for Output {}
-// SAFETY: as above.
-unsafe impl Sync for Output {}
-
-impl Output {
-    fn of(out: &mut [f32]) -> Self {
-        Output { ptr: out.as_mut_ptr(), len: out.len() }
-    }
-
-    /// Pointer to value `at`, checked against the length (one check per
-    /// tile, not per value).
-    fn at(self, at: usize, span: usize) -> *mut f32 {
-        assert!(at + span <= self.len, "pointwise output {at}+{span} of {}", self.len);
-        // SAFETY: in bounds (asserted above).
-        unsafe { self.ptr.add(at) }
-    }
+    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| gemm(out, input));
 }
 
 /// Rows per rayon task: one task per thread, whole register tiles. Each task
@@ -195,27 +137,15 @@ fn tile_rows(isa: Isa) -> usize {
     }
 }
 
-/// Output channels per register tile of the GEMM on `isa` (whole panels).
-fn tile_cols(isa: Isa) -> usize {
-    match isa {
-        Isa::Avx512 => 2 * NR,
-        _ => NR,
-    }
-}
-
 /// Portable code over the same packed layout (the test oracle's twin and the
 /// fallback on CPUs without AVX2).
 mod portable {
-    use std::ops::Range;
+    use super::{PwWeights, MR, NR};
 
-    use super::{Output, PwWeights, MR, NR};
-
-    /// # Safety
-    /// No other thread may write the columns of `panels` in `out` meanwhile.
-    pub unsafe fn gemm_rows(p: &PwWeights, input: &[f32], out: Output, panels: Range<usize>) {
+    pub fn gemm_rows(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
-        for panel in panels {
+        for panel in 0..n.div_ceil(NR) {
             let bias = p.panel_block(panel, 0).1;
             let cols = NR.min(n - panel * NR);
             for r0 in (0..m).step_by(MR) {
@@ -236,10 +166,9 @@ mod portable {
                     }
                 }
                 for (r, row) in acc.iter().enumerate().take(rows) {
-                    let dst = out.at((r0 + r) * n + panel * NR, cols);
-                    for (j, &v) in row.iter().enumerate().take(cols) {
-                        // SAFETY: `at` checked the span; the columns are ours.
-                        unsafe { *dst.add(j) = p.act.apply(v) };
+                    let dst = &mut out[(r0 + r) * n + panel * NR..][..cols];
+                    for (d, &v) in dst.iter_mut().zip(row) {
+                        *d = p.act.apply(v);
                     }
                 }
             }
@@ -258,43 +187,38 @@ mod portable {
 /// pixels; the packing is the same for both.
 #[cfg(target_arch = "x86_64")]
 mod simd {
-    use std::ops::Range;
-
-    use super::{even_split, Output, PwWeights, NR};
+    use super::{even_split, PwWeights, NR};
     use crate::kernels::simd::avx2::Ymm;
     use crate::kernels::simd::avx512::Zmm;
     use crate::kernels::simd::Vector;
     use crate::kernels::Activation;
 
-    /// AVX2 + FMA: all rows of `input` times the weight panels `panels`.
+    /// AVX2 + FMA: all rows of `input` times every panel.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; no other thread may write the
-    /// columns of `panels` in `out` meanwhile.
+    /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gemm_rows_avx2(p: &PwWeights, input: &[f32], out: Output, panels: Range<usize>) {
+    pub unsafe fn gemm_rows_avx2(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         // SAFETY: the features are enabled; two Ymm per row cover one panel.
         // Four K steps per loop iteration, as MLAS does: 10-15% faster than
         // one at x2.5 on Zen 3, the loop's bookkeeping no longer competing
         // with the FMAs.
-        unsafe { gemm_rows::<Ymm, 6, 4>(p, input, out, panels) }
+        unsafe { gemm_rows::<Ymm, 6, 4>(p, input, out) }
     }
 
-    /// AVX-512: all rows of `input` times the weight panels `panels` (an
-    /// even first panel: tiles span two).
+    /// AVX-512: all rows of `input` times every panel.
     ///
     /// # Safety
-    /// The CPU must support AVX-512F (and AVX2 + FMA); no other thread may
-    /// write the columns of `panels` in `out` meanwhile.
+    /// The CPU must support AVX-512F (and AVX2 + FMA).
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub unsafe fn gemm_rows_avx512(p: &PwWeights, input: &[f32], out: Output, panels: Range<usize>) {
+    pub unsafe fn gemm_rows_avx512(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         // SAFETY: the features are enabled; two Zmm per row cover two panels.
         // One K step per loop iteration: unrolled, LLVM hoists the next
         // steps' broadcasts, runs out of the 32 registers and spills
         // accumulators (x2.0, one thread, Xeon with AVX-512: 12 rows 8.0 ms
         // unrolled by 1, 17.1 by 2; 8 rows 8.3 / 8.2 / 10.1 by 1 / 2 / 4;
         // the AVX2 kernel 11.8).
-        unsafe { gemm_rows::<Zmm, 12, 1>(p, input, out, panels) }
+        unsafe { gemm_rows::<Zmm, 12, 1>(p, input, out) }
     }
 
     /// Pixel rows per register tile on `isa` (rayon tasks and M blocks are
@@ -311,15 +235,14 @@ mod simd {
     /// (96 rows, 96 KiB) stays in L2 while every panel passes over it.
     const MC: usize = 96;
 
-    /// All rows of `input` times `panels`, blocked over K and M; `MR`
+    /// All rows of `input` times every panel, blocked over K and M; `MR`
     /// rows x 2 vectors of `V` per tile (two `V` span one or two panels),
     /// `UNROLL` K steps per iteration of the micro-kernel's loop.
     #[inline(always)]
     unsafe fn gemm_rows<V: Vector, const MR: usize, const UNROLL: usize>(
         p: &PwWeights,
         input: &[f32],
-        out: Output,
-        panels: Range<usize>,
+        out: &mut [f32],
     ) {
         let (k, n) = (p.in_channels, p.out_channels);
         let m = input.len() / k;
@@ -327,14 +250,14 @@ mod simd {
         // Output channels per tile, and panels per tile.
         let tn = 2 * V::LANES;
         let group = tn / NR;
-        let all_panels = n.div_ceil(NR);
+        let panels = n.div_ceil(NR);
         for kb in (0..k).step_by(k_step) {
             let kc = k_step.min(k - kb);
             let pass = Pass { first: kb == 0, last: kb + kc == k, act: p.act };
             for mb in (0..m).step_by(m_step) {
                 let mc = m_step.min(m - mb);
                 let tiles = mc.div_ceil(MR);
-                for first_panel in panels.clone().step_by(group) {
+                for first_panel in (0..panels).step_by(group) {
                     let col0 = first_panel * NR;
                     // Both vectors' weights: the second is the panel's right
                     // half (AVX2) or the next panel (AVX-512), if there is one.
@@ -342,7 +265,7 @@ mod simd {
                     let two = n > col0 + V::LANES;
                     let b1 = if group == 1 {
                         &b0[V::LANES..]
-                    } else if first_panel + 1 < all_panels {
+                    } else if first_panel + 1 < panels {
                         p.panel_block(first_panel + 1, kb).0
                     } else {
                         b0
@@ -352,14 +275,13 @@ mod simd {
                     for t in 0..tiles {
                         let (r0, rows) = (mb + t * MR, MR.min(mc - t * MR));
                         let a = &input[r0 * k + kb..(r0 + rows - 1) * k + kb + kc];
-                        let c = out.at(r0 * n + col0, (rows - 1) * n + cols);
+                        let c = &mut out[r0 * n + col0..];
                         let g = Geometry { kc, lda: k, ldc: n, cols };
                         // SAFETY: `a` holds `rows` rows (stride k) of `kc` values,
                         // each `b` has `kc` rows of NR (the second vector reads
                         // only when `two`), the biases are padded to whole
-                        // panels, and `c` reaches `rows - 1` full rows of `n`
-                        // plus `cols` values (checked by the slicing and `at`
-                        // above), columns no other thread writes.
+                        // panels, and `c` holds `rows - 1` full rows of `n`
+                        // plus `cols` values (checked by the slicing above).
                         unsafe {
                             if two {
                                 tile_any::<V, MR, UNROLL, 2>(rows, a, [b0, b1], bias, c, g, pass)
@@ -381,7 +303,7 @@ mod simd {
         a: &[f32],
         b: [&[f32]; 2],
         bias: &[f32],
-        c: *mut f32,
+        c: &mut [f32],
         g: Geometry,
         pass: Pass,
     ) {
@@ -431,7 +353,7 @@ mod simd {
         a: &[f32],
         b: [&[f32]; 2],
         bias: &[f32],
-        c: *mut f32,
+        c: &mut [f32],
         g: Geometry,
         pass: Pass,
     ) {
@@ -440,16 +362,15 @@ mod simd {
         let two = J == 2;
         debug_assert!(a.len() >= (R - 1) * lda + kc && bias.len() >= J * lanes);
         debug_assert!((0..J).all(|j| b[j].len() >= (kc - 1) * NR + lanes));
-        debug_assert!(cols <= J * lanes);
+        debug_assert!(c.len() >= (R - 1) * ldc + cols && cols <= J * lanes);
         // SAFETY: every pointer offset below stays inside the slices, per
-        // the assertions above, and inside the `(R - 1) * ldc + cols` values
-        // from `c` the caller checked; partial tiles go through a stack buffer.
+        // the assertions above; partial tiles go through a stack buffer.
         unsafe {
             let full = cols == J * lanes;
             let mut acc0 = [V::zero(); R];
             let mut acc1 = [V::zero(); R];
             unrolled!(r < R => {
-                let src = if pass.first { bias.as_ptr() } else { c.add(r * ldc).cast_const() };
+                let src = if pass.first { bias.as_ptr() } else { c.as_ptr().add(r * ldc) };
                 if pass.first || full {
                     acc0[r] = V::load(src);
                     if two {
@@ -513,7 +434,7 @@ mod simd {
                     v0 = v0.act(pass.act);
                     v1 = v1.act(pass.act);
                 }
-                let dst = c.add(r * ldc);
+                let dst = c.as_mut_ptr().add(r * ldc);
                 if full {
                     v0.store(dst);
                     if two {
