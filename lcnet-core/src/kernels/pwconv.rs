@@ -18,7 +18,8 @@ use rayon::prelude::*;
 
 use super::{isa, Activation, Isa};
 
-/// Pixel rows per register tile (AVX2: 6 rows x 2 vectors = 12 accumulators).
+/// Pixel rows per register tile of AVX2 and the portable code (6 rows x 2
+/// vectors = 12 accumulators); AVX-512 tiles have 12 rows x two panels.
 pub const MR: usize = 6;
 /// Output channels per packed panel (two 8-lane vectors).
 pub const NR: usize = 16;
@@ -116,25 +117,18 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
     if super::threads::threads() == 1 {
         return gemm(out, input);
     }
-    let rows = rows_per_task(pixels, tile_rows(isa));
+    let rows = rows_per_task(pixels);
     out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| gemm(out, input));
 }
 
-/// Rows per rayon task: one task per thread, whole register tiles. Each task
-/// streams every weight panel once per row block, so fewer, larger tasks
-/// read the weights fewer times (they dominate the traffic of the late,
-/// small-image layers).
-fn rows_per_task(pixels: usize, tile: usize) -> usize {
-    pixels.div_ceil(super::threads::threads()).next_multiple_of(tile).max(tile)
-}
-
-/// Pixel rows per register tile of the GEMM on `isa`.
-fn tile_rows(isa: Isa) -> usize {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => simd::rows_per_tile(true),
-        _ => MR,
-    }
+/// Rows per rayon task: one task per thread, as even as possible (the
+/// tiles inside a task spread its rows evenly too). Each task streams every
+/// weight panel once per row block, so fewer, larger tasks read the weights
+/// fewer times (they dominate the traffic of the late, small-image layers).
+/// Rounded to whole 12-row tiles, x1.0's 49-row layers ran as 36 + 13 rows
+/// on two threads; even, two threads ran x1.0 3 % and x2.5 7 % faster.
+fn rows_per_task(pixels: usize) -> usize {
+    pixels.div_ceil(super::threads::threads()).max(1)
 }
 
 /// Portable code over the same packed layout (the test oracle's twin and the
@@ -221,16 +215,6 @@ mod simd {
         unsafe { gemm_rows::<Zmm, 12, 1>(p, input, out) }
     }
 
-    /// Pixel rows per register tile on `isa` (rayon tasks and M blocks are
-    /// whole tiles).
-    pub fn rows_per_tile(avx512: bool) -> usize {
-        if avx512 {
-            12
-        } else {
-            6
-        }
-    }
-
     /// Most row tiles per M block: the block's `MC x KC` slice of the input
     /// (96 rows, 96 KiB) stays in L2 while every panel passes over it.
     const MC: usize = 96;
@@ -256,7 +240,12 @@ mod simd {
             let pass = Pass { first: kb == 0, last: kb + kc == k, act: p.act };
             for mb in (0..m).step_by(m_step) {
                 let mc = m_step.min(m - mb);
+                // The block's rows spread evenly over its tiles (49 = 10 + 10 +
+                // 10 + 10 + 9, not 4 x 12 + 1): a tile streams its weight
+                // panels whatever its row count, so a 1-row tile costs
+                // nearly a full one.
                 let tiles = mc.div_ceil(MR);
+                let (base, extra) = (mc / tiles, mc % tiles);
                 for first_panel in (0..panels).step_by(group) {
                     let col0 = first_panel * NR;
                     // Both vectors' weights: the second is the panel's right
@@ -273,7 +262,7 @@ mod simd {
                     let bias = &p.bias[col0..];
                     let cols = tn.min(n - col0);
                     for t in 0..tiles {
-                        let (r0, rows) = (mb + t * MR, MR.min(mc - t * MR));
+                        let (r0, rows) = (mb + t * base + t.min(extra), base + usize::from(t < extra));
                         let a = &input[r0 * k + kb..(r0 + rows - 1) * k + kb + kc];
                         let c = &mut out[r0 * n + col0..];
                         let g = Geometry { kc, lda: k, ldc: n, cols };
