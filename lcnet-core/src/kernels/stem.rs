@@ -68,11 +68,17 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
     super::threads::for_each_chunk(out, ow * p.out_channels, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
         let image = &input[img * image_len..][..image_len];
+        let cout = p.out_channels;
         match isa {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is a tier the CPU supports; AVX-512 implies AVX2 + FMA.
-            Isa::Avx2 | Isa::Avx512 if p.out_channels.is_multiple_of(8) && p.out_channels <= 64 => unsafe {
-                avx2::stem_row(p, image, h, w, oy, out_row)
+            // SAFETY: `isa` is a tier the CPU supports; the output count fits.
+            Isa::Avx512 if cout.is_multiple_of(16) && cout <= 64 => unsafe {
+                simd::stem_row_avx512(p, image, h, w, oy, out_row)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above; AVX-512 implies AVX2 + FMA.
+            Isa::Avx2 | Isa::Avx512 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+                simd::stem_row_avx2(p, image, h, w, oy, out_row)
             },
             _ => stem_row(isa, p, image, h, w, oy, out_row),
         }
@@ -80,38 +86,60 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
 }
 
 /// Hand-vectorised rows for up to 64 output channels (a multiple of 8): all
-/// of a pixel's outputs stay in registers over the `in * k * k` taps.
+/// of a pixel's outputs stay in registers over the `in * k * k` taps. One
+/// body for AVX2 and AVX-512 (generic over
+/// [`Vector`](crate::kernels::simd::Vector)); AVX-512 takes output counts
+/// that are a multiple of 16 (x1.0's 16 outputs: one register per pixel, 8
+/// pixels at once).
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
+mod simd {
     use super::StemWeights;
-    use crate::kernels::simd::avx2::act;
+    use crate::kernels::simd::avx2::Ymm;
+    use crate::kernels::simd::avx512::Zmm;
+    use crate::kernels::simd::Vector;
 
-    /// One output row.
+    /// One output row, AVX2 + FMA.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; `out_channels` is a multiple of 8, at most 64.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+    pub unsafe fn stem_row_avx2(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: forwarded from the caller. `P` pixels at once keep about 8
         // independent accumulator vectors in flight.
         unsafe {
             match p.out_channels / 8 {
-                1 => row::<1, 8>(p, image, h, w, oy, out_row),
-                2 => row::<2, 4>(p, image, h, w, oy, out_row),
-                3 => row::<3, 2>(p, image, h, w, oy, out_row),
-                4 => row::<4, 2>(p, image, h, w, oy, out_row),
-                5 => row::<5, 1>(p, image, h, w, oy, out_row),
-                6 => row::<6, 1>(p, image, h, w, oy, out_row),
-                7 => row::<7, 1>(p, image, h, w, oy, out_row),
-                _ => row::<8, 1>(p, image, h, w, oy, out_row),
+                1 => row::<Ymm, 1, 8>(p, image, h, w, oy, out_row),
+                2 => row::<Ymm, 2, 4>(p, image, h, w, oy, out_row),
+                3 => row::<Ymm, 3, 2>(p, image, h, w, oy, out_row),
+                4 => row::<Ymm, 4, 2>(p, image, h, w, oy, out_row),
+                5 => row::<Ymm, 5, 1>(p, image, h, w, oy, out_row),
+                6 => row::<Ymm, 6, 1>(p, image, h, w, oy, out_row),
+                7 => row::<Ymm, 7, 1>(p, image, h, w, oy, out_row),
+                _ => row::<Ymm, 8, 1>(p, image, h, w, oy, out_row),
+            }
+        }
+    }
+
+    /// One output row, AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F (and AVX2 + FMA); `out_channels` is a
+    /// multiple of 16, at most 64.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub unsafe fn stem_row_avx512(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            match p.out_channels / 16 {
+                1 => row::<Zmm, 1, 8>(p, image, h, w, oy, out_row),
+                2 => row::<Zmm, 2, 4>(p, image, h, w, oy, out_row),
+                3 => row::<Zmm, 3, 2>(p, image, h, w, oy, out_row),
+                _ => row::<Zmm, 4, 2>(p, image, h, w, oy, out_row),
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn row<const V: usize, const P: usize>(
+    unsafe fn row<T: Vector, const V: usize, const P: usize>(
         p: &StemWeights,
         image: &[f32],
         h: usize,
@@ -121,7 +149,9 @@ mod avx2 {
     ) {
         let (k, cout) = (p.kernel, p.out_channels);
         assert!(
-            cout == 8 * V && image.len() >= p.in_channels * h * w && p.weight.len() == p.in_channels * k * k * cout
+            cout == T::LANES * V
+                && image.len() >= p.in_channels * h * w
+                && p.weight.len() == p.in_channels * k * k * cout
         );
         let pad = (k - 1) / 2;
         let ow = out_row.len() / cout;
@@ -131,20 +161,21 @@ mod avx2 {
             // SAFETY: taps inside the image, pixels inside the row (group check).
             unsafe {
                 if ox + P <= ow && kx(ox) == (0, k) && kx(ox + P - 1) == (0, k) {
-                    pixels::<V, P>(p, image, h, w, oy, ox, (0, k), out_row);
+                    pixels::<T, V, P>(p, image, h, w, oy, ox, (0, k), out_row);
                     ox += P;
                 } else {
-                    pixels::<V, 1>(p, image, h, w, oy, ox, kx(ox), out_row);
+                    pixels::<T, V, 1>(p, image, h, w, oy, ox, kx(ox), out_row);
                     ox += 1;
                 }
             }
         }
     }
 
-    /// `P` pixels from `ox` sharing kernel columns `kx`.
+    /// `P` pixels from `ox` sharing kernel columns `kx`, `V` registers of
+    /// outputs each.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn pixels<const V: usize, const P: usize>(
+    unsafe fn pixels<T: Vector, const V: usize, const P: usize>(
         p: &StemWeights,
         image: &[f32],
         h: usize,
@@ -155,13 +186,14 @@ mod avx2 {
         out_row: &mut [f32],
     ) {
         let (k, cin, cout) = (p.kernel, p.in_channels, p.out_channels);
+        let l = T::LANES;
         let pad = (k - 1) / 2;
         let ky_lo = pad.saturating_sub(oy * p.stride[0]);
         let ky_hi = k.min(h + pad - oy * p.stride[0]);
         let (img, wt) = (image.as_ptr(), p.weight.as_ptr());
         // SAFETY: the caller keeps every tap inside the image and every pixel in the row.
         unsafe {
-            let bias: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(p.bias.as_ptr().add(8 * v)));
+            let bias: [T; V] = std::array::from_fn(|v| T::load(p.bias.as_ptr().add(l * v)));
             let mut acc = [bias; P];
             for ci in 0..cin {
                 for ky in ky_lo..ky_hi {
@@ -169,11 +201,11 @@ mod avx2 {
                     let in_row = img.add((ci * h + iy) * w);
                     for kxx in kx.0..kx.1 {
                         let tap = wt.add(((ci * k + ky) * k + kxx) * cout);
-                        let weights: [__m256; V] = std::array::from_fn(|v| _mm256_loadu_ps(tap.add(8 * v)));
+                        let weights: [T; V] = std::array::from_fn(|v| T::load(tap.add(l * v)));
                         for (j, px) in acc.iter_mut().enumerate() {
-                            let x = _mm256_broadcast_ss(&*in_row.add((ox + j) * p.stride[1] + kxx - pad));
+                            let x = T::splat(in_row.add((ox + j) * p.stride[1] + kxx - pad));
                             for (v, a) in px.iter_mut().enumerate() {
-                                *a = _mm256_fmadd_ps(x, weights[v], *a);
+                                *a = T::mul_add(x, weights[v], *a);
                             }
                         }
                     }
@@ -182,7 +214,7 @@ mod avx2 {
             for (j, px) in acc.iter().enumerate() {
                 let dst = out_row.as_mut_ptr().add((ox + j) * cout);
                 for (v, a) in px.iter().enumerate() {
-                    _mm256_storeu_ps(dst.add(8 * v), act(*a, p.act));
+                    a.act(p.act).store(dst.add(l * v));
                 }
             }
         }
