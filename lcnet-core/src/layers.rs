@@ -64,7 +64,9 @@ const FINITE_BLOCK: usize = 1024;
 crate::multiversion!(fn first_bad_block(values: &[f32], found: &mut Option<usize>) => first_bad_block_body);
 
 /// The first block of [`FINITE_BLOCK`] values holding a NaN or infinity.
+/// (`F` is unused: no multiply-adds here, only the ISA matters.)
 #[inline(always)]
+#[allow(clippy::extra_unused_type_parameters)]
 fn first_bad_block_body<F: crate::kernels::dispatch::Fma>(values: &[f32], found: &mut Option<usize>) {
     let all_finite = |block: &[f32]| block.iter().fold(0u32, |m, v| m.max(v.to_bits() & 0x7fff_ffff)) < 0x7f80_0000;
     *found = values.chunks(FINITE_BLOCK).position(|b| !all_finite(b));
