@@ -24,9 +24,11 @@ fn stem_matches_reference() {
         (1, 33, 47, 40, 3, [1, 1]),
         (2, 9, 10, 64, 3, [2, 2]),
         (1, 6, 7, 72, 3, [2, 2]),
-        // AVX-512: one to three registers of outputs per pixel.
+        // AVX-512: one to three registers of outputs per pixel; 56 = seven
+        // 8-lane registers.
         (1, 12, 21, 32, 3, [2, 2]),
         (1, 10, 9, 48, 5, [1, 1]),
+        (1, 8, 13, 56, 3, [2, 2]),
     ] {
         let shape = [n, 3, h, w];
         let x = rng.vec(n * 3 * h * w, 2.0);

@@ -72,12 +72,12 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
         match isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: `isa` is a tier the CPU supports; the output count fits.
-            Isa::Avx512 if cout.is_multiple_of(16) && cout <= 64 => unsafe {
+            Isa::Avx512 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
                 simd::stem_row_avx512(p, image, h, w, oy, out_row)
             },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above; AVX-512 implies AVX2 + FMA.
-            Isa::Avx2 | Isa::Avx512 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+            // SAFETY: as above.
+            Isa::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
                 simd::stem_row_avx2(p, image, h, w, oy, out_row)
             },
             _ => stem_row(isa, p, image, h, w, oy, out_row),
@@ -89,8 +89,8 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
 /// of a pixel's outputs stay in registers over the `in * k * k` taps. One
 /// body for AVX2 and AVX-512 (generic over
 /// [`Vector`](crate::kernels::simd::Vector)); AVX-512 takes output counts
-/// that are a multiple of 16 (x1.0's 16 outputs: one register per pixel, 8
-/// pixels at once).
+/// that are a multiple of 16 in 16-lane registers (x1.0's 16 outputs: one
+/// register per pixel, 8 pixels at once), others in 8-lane ones.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::StemWeights;
@@ -124,16 +124,23 @@ mod simd {
     ///
     /// # Safety
     /// The CPU must support AVX-512F (and AVX2 + FMA); `out_channels` is a
-    /// multiple of 16, at most 64.
+    /// multiple of 8, at most 64.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn stem_row_avx512(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: forwarded from the caller.
         unsafe {
-            match p.out_channels / 16 {
-                1 => row::<Zmm, 1, 8>(p, image, h, w, oy, out_row),
-                2 => row::<Zmm, 2, 4>(p, image, h, w, oy, out_row),
-                3 => row::<Zmm, 3, 2>(p, image, h, w, oy, out_row),
-                _ => row::<Zmm, 4, 2>(p, image, h, w, oy, out_row),
+            match (p.out_channels / 16, p.out_channels % 16) {
+                (1, 0) => row::<Zmm, 1, 8>(p, image, h, w, oy, out_row),
+                (2, 0) => row::<Zmm, 2, 4>(p, image, h, w, oy, out_row),
+                (3, 0) => row::<Zmm, 3, 2>(p, image, h, w, oy, out_row),
+                (_, 0) => row::<Zmm, 4, 2>(p, image, h, w, oy, out_row),
+                // An odd number of 8-lane registers: 8-lane vectors, but with
+                // AVX-512's 32 registers twice AVX2's pixels at once (x2.5's
+                // 40 outputs ran one pixel at a time, 5 accumulators).
+                (0, _) => row::<Ymm, 1, 8>(p, image, h, w, oy, out_row),
+                (1, _) => row::<Ymm, 3, 4>(p, image, h, w, oy, out_row),
+                (2, _) => row::<Ymm, 5, 2>(p, image, h, w, oy, out_row),
+                _ => row::<Ymm, 7, 2>(p, image, h, w, oy, out_row),
             }
         }
     }
