@@ -97,6 +97,9 @@ fn pointwise_matches_reference_on_ragged_tiles() {
         (1, 14, 14, 128, 256),
         // K in several blocks (ragged last block and panel), M in several row blocks.
         (1, 5, 5, 650, 33),
+        // Several K blocks also where the AVX-512 kernel packs (blocks of up
+        // to 1024: 704 + 704 + 692).
+        (1, 5, 5, 2100, 33),
         (1, 7, 7, 1280, 24),
         (2, 15, 20, 24, 20),
     ] {
