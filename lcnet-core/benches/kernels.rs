@@ -130,9 +130,11 @@ fn stem_conv(c: &mut Criterion) {
     let x = vec![0.5f32; 3 * 224 * 224];
     let mut out = vec![0.0f32; 112 * 112 * 16];
     g.throughput(Throughput::Elements(2 * 112 * 112 * 16 * 27));
-    g.bench_function("dispatched/224x224->16", |b| {
-        pool.install(|| b.iter(|| stem::run(&p, black_box(&x), 1, 224, 224, &mut out)))
-    });
+    for isa in Isa::all_supported() {
+        g.bench_function(format!("{}/224x224->16", isa.name()), |b| {
+            pool.install(|| b.iter(|| stem::run_isa(isa, &p, black_box(&x), 1, 224, 224, &mut out)))
+        });
+    }
     g.finish();
 }
 
