@@ -282,9 +282,9 @@ mod simd {
                         // plus `cols` values (checked by the slicing above).
                         unsafe {
                             if two {
-                                tile_any::<V, MR, UNROLL, 2>(rows, a, [b0, b1], bias, c, g, pass)
+                                tile_any::<V, MR, UNROLL, 2>(rows, Operands { a, b: [b0, b1], bias, c }, g, pass)
                             } else {
-                                tile_any::<V, MR, UNROLL, 1>(rows, a, [b0, b1], bias, c, g, pass)
+                                tile_any::<V, MR, UNROLL, 1>(rows, Operands { a, b: [b0, b1], bias, c }, g, pass)
                             }
                         }
                     }
@@ -298,17 +298,14 @@ mod simd {
     #[inline(always)]
     unsafe fn tile_any<V: Vector, const MR: usize, const UNROLL: usize, const J: usize>(
         rows: usize,
-        a: &[f32],
-        b: [&[f32]; 2],
-        bias: &[f32],
-        c: &mut [f32],
+        ops: Operands,
         g: Geometry,
         pass: Pass,
     ) {
         macro_rules! rows {
             ($($r:literal)*) => {
                 match rows {
-                    $($r if $r <= MR => tile::<V, $r, UNROLL, J>(a, b, bias, c, g, pass),)*
+                    $($r if $r <= MR => tile::<V, $r, UNROLL, J>(ops, g, pass),)*
                     _ => unreachable!("{rows} rows in a tile of {MR}"),
                 }
             };
@@ -320,6 +317,16 @@ mod simd {
     /// How many K steps ahead the micro-kernel prefetches weights (32 rows
     /// of 64 bytes: measured best of 8, 16, 32, 64 on Zen 3).
     const PF_AHEAD: usize = 32;
+
+    /// What one tile reads and writes: `a`, its rows of the input (stride
+    /// `lda`); `b`, the two vectors' weight blocks; `bias`, its outputs'
+    /// biases; `c`, its output rows (stride `ldc`).
+    struct Operands<'a> {
+        a: &'a [f32],
+        b: [&'a [f32]; 2],
+        bias: &'a [f32],
+        c: &'a mut [f32],
+    }
 
     /// Sizes of one tile call.
     #[derive(Clone, Copy)]
@@ -348,13 +355,11 @@ mod simd {
     /// them in memory (a store after every FMA, AVX-512 50% slower than AVX2).
     #[inline(always)]
     unsafe fn tile<V: Vector, const R: usize, const UNROLL: usize, const J: usize>(
-        a: &[f32],
-        b: [&[f32]; 2],
-        bias: &[f32],
-        c: &mut [f32],
+        ops: Operands,
         g: Geometry,
         pass: Pass,
     ) {
+        let Operands { a, b, bias, c } = ops;
         let Geometry { kc, lda, ldc, cols } = g;
         let lanes = V::LANES;
         let two = J == 2;

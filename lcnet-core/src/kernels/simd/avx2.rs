@@ -1,28 +1,8 @@
-//! AVX2 building blocks: the fused activations on 8 lanes, and [`Ymm`].
+//! AVX2 building blocks: [`Ymm`], 8 lanes.
 
 use std::arch::x86_64::*;
 
 use super::Vector;
-use crate::kernels::Activation;
-
-/// `act` on 8 lanes, the same operations in the same order as
-/// [`Activation::apply`] so the paths agree to the last bit.
-#[inline(always)]
-pub unsafe fn act(x: __m256, act: Activation) -> __m256 {
-    // SAFETY: callers run with AVX2 enabled (their own `#[target_feature]`).
-    unsafe {
-        match act {
-            Activation::None => x,
-            Activation::Relu => _mm256_max_ps(x, _mm256_setzero_ps()),
-            Activation::Relu6 => _mm256_min_ps(_mm256_max_ps(x, _mm256_setzero_ps()), _mm256_set1_ps(6.0)),
-            Activation::HardSwish => {
-                let t = _mm256_add_ps(x, _mm256_set1_ps(3.0));
-                let t = _mm256_min_ps(_mm256_max_ps(t, _mm256_setzero_ps()), _mm256_set1_ps(6.0));
-                _mm256_mul_ps(_mm256_mul_ps(x, t), _mm256_set1_ps(1.0 / 6.0))
-            }
-        }
-    }
-}
 
 /// A 256-bit register of 8 lanes (AVX2 + FMA).
 #[derive(Clone, Copy)]
@@ -53,7 +33,23 @@ impl Vector for Ymm {
         unsafe { Ymm(_mm256_fmadd_ps(a.0, b.0, c.0)) }
     }
     #[inline(always)]
-    unsafe fn act(self, a: Activation) -> Self {
-        unsafe { Ymm(act(self.0, a)) }
+    unsafe fn splat_value(v: f32) -> Self {
+        unsafe { Ymm(_mm256_set1_ps(v)) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        unsafe { Ymm(_mm256_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        unsafe { Ymm(_mm256_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        unsafe { Ymm(_mm256_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        unsafe { Ymm(_mm256_min_ps(self.0, o.0)) }
     }
 }

@@ -3,7 +3,6 @@
 use std::arch::x86_64::*;
 
 use super::Vector;
-use crate::kernels::Activation;
 
 /// A 512-bit register of 16 lanes (AVX-512F).
 #[derive(Clone, Copy)]
@@ -33,21 +32,24 @@ impl Vector for Zmm {
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
         unsafe { Zmm(_mm512_fmadd_ps(a.0, b.0, c.0)) }
     }
-    /// The same operations in the same order as [`Activation::apply`].
     #[inline(always)]
-    unsafe fn act(self, act: Activation) -> Self {
-        unsafe {
-            let x = self.0;
-            Zmm(match act {
-                Activation::None => x,
-                Activation::Relu => _mm512_max_ps(x, _mm512_setzero_ps()),
-                Activation::Relu6 => _mm512_min_ps(_mm512_max_ps(x, _mm512_setzero_ps()), _mm512_set1_ps(6.0)),
-                Activation::HardSwish => {
-                    let t = _mm512_add_ps(x, _mm512_set1_ps(3.0));
-                    let t = _mm512_min_ps(_mm512_max_ps(t, _mm512_setzero_ps()), _mm512_set1_ps(6.0));
-                    _mm512_mul_ps(_mm512_mul_ps(x, t), _mm512_set1_ps(1.0 / 6.0))
-                }
-            })
-        }
+    unsafe fn splat_value(v: f32) -> Self {
+        unsafe { Zmm(_mm512_set1_ps(v)) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        unsafe { Zmm(_mm512_add_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn mul(self, o: Self) -> Self {
+        unsafe { Zmm(_mm512_mul_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn max(self, o: Self) -> Self {
+        unsafe { Zmm(_mm512_max_ps(self.0, o.0)) }
+    }
+    #[inline(always)]
+    unsafe fn min(self, o: Self) -> Self {
+        unsafe { Zmm(_mm512_min_ps(self.0, o.0)) }
     }
 }

@@ -30,7 +30,33 @@ pub trait Vector: Copy {
     unsafe fn splat(p: *const f32) -> Self;
     /// `a * b + c`, fused.
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// `v` in every lane.
+    unsafe fn splat_value(v: f32) -> Self;
+    /// Lane-wise `self + o`.
+    unsafe fn add(self, o: Self) -> Self;
+    /// Lane-wise `self * o`.
+    unsafe fn mul(self, o: Self) -> Self;
+    /// Lane-wise maximum (`o` where `self` is NaN, as `f32::max` gives).
+    unsafe fn max(self, o: Self) -> Self;
+    /// Lane-wise minimum.
+    unsafe fn min(self, o: Self) -> Self;
+
     /// `act` on every lane, in the same operations and order as
     /// [`Activation::apply`] (so every path agrees to the last bit).
-    unsafe fn act(self, act: Activation) -> Self;
+    #[inline(always)]
+    unsafe fn act(self, act: Activation) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let zero = Self::zero();
+            match act {
+                Activation::None => self,
+                Activation::Relu => self.max(zero),
+                Activation::Relu6 => self.max(zero).min(Self::splat_value(6.0)),
+                Activation::HardSwish => {
+                    let t = self.add(Self::splat_value(3.0)).max(zero).min(Self::splat_value(6.0));
+                    self.mul(t).mul(Self::splat_value(1.0 / 6.0))
+                }
+            }
+        }
+    }
 }
