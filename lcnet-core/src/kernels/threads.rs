@@ -86,8 +86,42 @@ pub fn with_spinning_helpers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
                 }
             });
         }
-        let result = f();
-        done.store(true, Ordering::Release);
-        result
+        /// Stops the helpers also when `f` panics (the scope waits for
+        /// them before it passes the panic on).
+        struct Stop<'a>(&'a AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let _stop = Stop(&done);
+        f()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rayon::prelude::*;
+
+    fn two_threads() -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(2).build().expect("thread pool")
+    }
+
+    #[test]
+    fn the_pass_splits_its_work_while_helpers_spin() {
+        let sum: u64 = two_threads().install(|| super::with_spinning_helpers(|| (0..100_000u64).into_par_iter().sum()));
+        assert_eq!(sum, 100_000 * 99_999 / 2);
+    }
+
+    #[test]
+    fn a_panic_in_the_pass_stops_the_helpers_and_is_passed_on() {
+        // Without the helpers stopping on unwind, the scope would wait for
+        // them forever and this test would hang.
+        let caught = two_threads().install(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                super::with_spinning_helpers(|| -> u32 { panic!("a bug in a kernel") })
+            }))
+        });
+        assert!(caught.is_err());
+    }
 }
