@@ -9,6 +9,7 @@
 
 use ndarray::{Array2, ArrayView4};
 
+use crate::aligned::AlignedVec;
 use crate::kernels::matvec::input_major;
 use crate::kernels::{dwconv, head, pwconv, se, stem, Activation};
 use crate::{Checkpoint, Error, FeatureMap, Result, Workspace};
@@ -108,7 +109,7 @@ impl<const C: usize> Stem<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         stem::run(&self.weights, data, n, h, w, &mut out[..len]);
-        Ok(FeatureMap::from_nhwc(out, n, oh, ow))
+        Ok(FeatureMap::from_buffer(out, n, oh, ow))
     }
 }
 
@@ -132,8 +133,8 @@ impl<const C: usize> DwConv<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         dwconv::run(&self.weights, x.as_slice(), n, h, w, &mut out[..len]);
-        ws.give(x.into_vec());
-        FeatureMap::from_nhwc(out, n, oh, ow)
+        ws.give(x.into_buffer());
+        FeatureMap::from_buffer(out, n, oh, ow)
     }
 }
 
@@ -188,8 +189,8 @@ impl<const I: usize, const O: usize> PwConv<I, O> {
         let len = n * h * w * O;
         let mut out = ws.take(len);
         pwconv::run(&self.weights, x.as_slice(), n * h * w, &mut out[..len]);
-        ws.give(x.into_vec());
-        FeatureMap::from_nhwc(out, n, h, w)
+        ws.give(x.into_buffer());
+        FeatureMap::from_buffer(out, n, h, w)
     }
 }
 
@@ -218,7 +219,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
     ) -> Result<Self> {
         let features = if HIDDEN == 0 { I } else { HIDDEN };
         let (conv_w, conv_bias) = if HIDDEN == 0 {
-            (Vec::new(), Vec::new())
+            (AlignedVec::default(), Vec::new())
         } else {
             let packed = input_major(&ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?, HIDDEN, I);
             // A bias the table does not ask for is still taken when present:
@@ -254,7 +255,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                 in_channels: I,
                 hidden: HIDDEN,
                 act,
-                fc: fc_w,
+                fc: fc_w.into(),
                 fc_bias,
             },
         })
@@ -279,7 +280,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
             logits.as_slice_mut().expect("fresh array is contiguous"),
         );
         ws.give_scratch(scratch);
-        ws.give(x.into_vec());
+        ws.give(x.into_buffer());
         logits
     }
 }

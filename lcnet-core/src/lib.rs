@@ -17,6 +17,7 @@
 //! Tensors at the API are NCHW `ndarray`s (PaddleClas and ONNX order);
 //! activations are NHWC inside.
 
+pub mod aligned;
 pub mod error;
 pub mod kernels;
 pub mod layers;
@@ -25,6 +26,7 @@ pub mod preprocess;
 pub mod tensor;
 pub mod weights;
 
+pub use aligned::AlignedVec;
 pub use error::{Error, Result};
 pub use network::{LayerInfo, LayerKind, Network, VariantInfo};
 pub use tensor::{forward_per_image, FeatureMap, Workspace};

@@ -3,6 +3,8 @@
 
 use ndarray::{Array2, Array4, ArrayView4};
 
+use crate::aligned::AlignedVec;
+
 /// A batch of feature maps in NHWC order with `C` channels.
 ///
 /// The channel count is a const generic so that the generated forward pass is
@@ -11,7 +13,7 @@ use ndarray::{Array2, Array4, ArrayView4};
 /// convolutional up to its global pooling).
 #[derive(Debug)]
 pub struct FeatureMap<const C: usize> {
-    data: Vec<f32>,
+    data: AlignedVec,
     batch: usize,
     height: usize,
     width: usize,
@@ -19,9 +21,15 @@ pub struct FeatureMap<const C: usize> {
 
 impl<const C: usize> FeatureMap<C> {
     /// Wraps an NHWC buffer whose first `batch * height * width * C` values
-    /// are the map (a longer buffer from [`Workspace::take`] keeps its spare
-    /// tail, so that it can be reused for a larger map without refilling).
+    /// are the map.
     pub fn from_nhwc(data: Vec<f32>, batch: usize, height: usize, width: usize) -> Self {
+        Self::from_buffer(AlignedVec::from_vec(data), batch, height, width)
+    }
+
+    /// Wraps a (workspace) buffer whose first `batch * height * width * C`
+    /// values are the map; a longer buffer keeps its spare tail, so that it
+    /// can be reused for a larger map without refilling.
+    pub fn from_buffer(data: AlignedVec, batch: usize, height: usize, width: usize) -> Self {
         assert!(data.len() >= batch * height * width * C, "NHWC buffer too small");
         FeatureMap { data, batch, height, width }
     }
@@ -56,9 +64,16 @@ impl<const C: usize> FeatureMap<C> {
         &mut self.data[..len]
     }
 
-    /// Gives the whole buffer back (for the workspace to reuse); it may be
-    /// longer than the map (see [`from_nhwc`](Self::from_nhwc)).
+    /// The NHWC values as a `Vec` (exactly the map's).
     pub fn into_vec(self) -> Vec<f32> {
+        let len = self.len();
+        let mut v = self.data.into_vec();
+        v.truncate(len);
+        v
+    }
+
+    /// Gives the whole buffer back, for the workspace to reuse.
+    pub fn into_buffer(self) -> AlignedVec {
         self.data
     }
 
@@ -78,7 +93,7 @@ impl<const C: usize> FeatureMap<C> {
 /// keep one per thread that runs forward passes.
 #[derive(Debug, Default)]
 pub struct Workspace {
-    free: Vec<Vec<f32>>,
+    free: Vec<AlignedVec>,
     scratch: Vec<f32>,
     recorded: Option<Vec<(String, Array4<f32>)>>,
     timings: Option<Vec<(String, std::time::Instant)>>,
@@ -92,21 +107,19 @@ impl Workspace {
         Self::default()
     }
 
-    /// A buffer of at least `len` values (contents unspecified, callers
-    /// overwrite the first `len`). It is not cut to `len`: a buffer keeps its
-    /// full length from layer to layer, so reusing it never refills memory.
-    pub fn take(&mut self, len: usize) -> Vec<f32> {
+    /// A buffer of `len` values, 64-byte aligned (contents unspecified,
+    /// callers overwrite them). The buffer underneath keeps its full size
+    /// from layer to layer, so reusing it never refills memory.
+    pub fn take(&mut self, len: usize) -> AlignedVec {
         // Prefer the largest free buffer: after warm-up it is large enough for any layer.
-        let best = (0..self.free.len()).max_by_key(|&i| self.free[i].len());
+        let best = (0..self.free.len()).max_by_key(|&i| self.free[i].room());
         let mut buf = best.map(|i| self.free.swap_remove(i)).unwrap_or_default();
-        if buf.len() < len {
-            buf.resize(len, 0.0);
-        }
+        buf.reuse(len);
         buf
     }
 
     /// Returns a buffer for later [`take`](Self::take) calls.
-    pub fn give(&mut self, buf: Vec<f32>) {
+    pub fn give(&mut self, buf: AlignedVec) {
         self.free.push(buf);
     }
 
@@ -129,7 +142,7 @@ impl Workspace {
     /// Total values held by the workspace's buffers: it stops growing after
     /// the first forward pass at a given batch and input size.
     pub fn capacity(&self) -> usize {
-        let own = self.free.iter().map(Vec::capacity).sum::<usize>() + self.scratch.capacity();
+        let own = self.free.iter().map(AlignedVec::capacity).sum::<usize>() + self.scratch.capacity();
         own + self.children.iter().map(Workspace::capacity).sum::<usize>()
     }
 
@@ -271,8 +284,8 @@ where
         for map in group {
             dst.next().expect("one slot per image").copy_from_slice(map.as_slice());
             let owner = if groups == 1 { &mut *ws } else { &mut ws.children[g] };
-            owner.give(map.into_vec());
+            owner.give(map.into_buffer());
         }
     }
-    Ok(head(FeatureMap::from_nhwc(batch, n, h, w), ws))
+    Ok(head(FeatureMap::from_buffer(batch, n, h, w), ws))
 }

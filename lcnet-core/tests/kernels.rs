@@ -155,12 +155,12 @@ fn head_matches_reference_with_dropout_folded() {
             }
         }
         let p = head::HeadWeights {
-            conv,
+            conv: conv.into(),
             conv_bias: vec![],
             in_channels: c,
             hidden,
             act: Activation::HardSwish,
-            fc: fc.iter().map(|v| v * 0.8).collect(),
+            fc: fc.iter().map(|v| v * 0.8).collect::<Vec<f32>>().into(),
             fc_bias,
         };
         for isa in Isa::all_supported() {

@@ -6,12 +6,13 @@
 
 use super::dispatch::Fma;
 use super::{conv_out_len, isa, Activation, Isa};
+use crate::aligned::AlignedVec;
 
 /// Folded, packed weights of a depthwise convolution.
 #[derive(Debug, Clone)]
 pub struct DwWeights {
-    /// `[ky][kx][c]`: one channel vector per tap.
-    pub weight: Vec<f32>,
+    /// `[ky][kx][c]`: one channel vector per tap (64-byte aligned).
+    pub weight: AlignedVec,
     /// One bias per channel (the folded BatchNorm shift).
     pub bias: Vec<f32>,
     /// Square kernel size (odd).
@@ -28,7 +29,7 @@ impl DwWeights {
         let channels = bias.len();
         let taps = kernel * kernel;
         assert_eq!(c1kk.len(), channels * taps, "depthwise weight size");
-        let mut weight = vec![0.0; c1kk.len()];
+        let mut weight = AlignedVec::zeroed(c1kk.len());
         for c in 0..channels {
             for t in 0..taps {
                 weight[t * channels + c] = c1kk[c * taps + t];

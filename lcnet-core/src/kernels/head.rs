@@ -7,14 +7,15 @@ use rayon::prelude::*;
 use super::dispatch::Fma;
 use super::matvec::accumulate_columns;
 use super::{isa, Activation, Isa};
+use crate::aligned::AlignedVec;
 
 /// Weights of the head.
 #[derive(Debug, Clone)]
 pub struct HeadWeights {
     /// `[in][hidden]` (PaddleClas `last_conv.weight` transposed); empty when
     /// the network has no head conv, in which case the FC reads the pooled
-    /// features directly.
-    pub conv: Vec<f32>,
+    /// features directly. 64-byte aligned, as [`fc`](Self::fc).
+    pub conv: AlignedVec,
     /// `[hidden]`, or empty for a conv without bias (PaddleClas).
     pub conv_bias: Vec<f32>,
     /// Channels of the last feature map.
@@ -25,7 +26,7 @@ pub struct HeadWeights {
     pub act: Activation,
     /// `[features][classes]` (Paddle's Linear layout), with the inference
     /// dropout scale already multiplied in.
-    pub fc: Vec<f32>,
+    pub fc: AlignedVec,
     /// `[classes]`.
     pub fc_bias: Vec<f32>,
 }

@@ -1,6 +1,7 @@
 //! The matrix-vector products of the head and of SE.
 
 use super::dispatch::Fma;
+use crate::aligned::AlignedVec;
 
 /// `out += v[j] * w[j]` for every row `j` of `w` (`[v.len()][out.len()]`),
 /// in order of `j`: a matrix-vector product with the matrix stored
@@ -78,7 +79,11 @@ pub(crate) fn accumulate_columns<F: Fma>(
 
 /// A PaddleClas `[outputs][inputs]` weight (a 1x1 conv's) in the
 /// `[inputs][outputs]` layout [`accumulate_rows`] reads.
-pub(crate) fn input_major(w: &[f32], outputs: usize, inputs: usize) -> Vec<f32> {
+pub(crate) fn input_major(w: &[f32], outputs: usize, inputs: usize) -> AlignedVec {
     assert_eq!(w.len(), outputs * inputs, "weight size");
-    (0..inputs * outputs).map(|i| w[(i % outputs) * inputs + i / outputs]).collect()
+    let mut out = AlignedVec::zeroed(inputs * outputs);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = w[(i % outputs) * inputs + i / outputs];
+    }
+    out
 }

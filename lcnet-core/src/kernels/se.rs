@@ -8,17 +8,18 @@ use rayon::prelude::*;
 use super::dispatch::Fma;
 use super::matvec::{accumulate_rows, input_major};
 use super::{hard_sigmoid, isa, Isa};
+use crate::aligned::AlignedVec;
 
 /// Weights of one SE module.
 #[derive(Debug, Clone)]
 pub struct SeWeights {
     /// `[channels][mid]`: PaddleClas `conv1.weight` transposed, so the
     /// product runs along `mid` (see [`SeWeights::pack`]).
-    pub reduce: Vec<f32>,
+    pub reduce: AlignedVec,
     /// `[mid]`.
     pub reduce_bias: Vec<f32>,
     /// `[mid][channels]`: PaddleClas `conv2.weight` transposed.
-    pub expand: Vec<f32>,
+    pub expand: AlignedVec,
     /// `[channels]`.
     pub expand_bias: Vec<f32>,
 }
