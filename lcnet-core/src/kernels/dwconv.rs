@@ -13,8 +13,8 @@ use crate::aligned::AlignedVec;
 pub struct DwWeights {
     /// `[ky][kx][c]`: one channel vector per tap (64-byte aligned).
     pub weight: AlignedVec,
-    /// One bias per channel (the folded BatchNorm shift).
-    pub bias: Vec<f32>,
+    /// One bias per channel (the folded BatchNorm shift), aligned too.
+    pub bias: AlignedVec,
     /// Square kernel size (odd).
     pub kernel: usize,
     /// Stride along (height, width).
@@ -35,7 +35,7 @@ impl DwWeights {
                 weight[t * channels + c] = c1kk[c * taps + t];
             }
         }
-        DwWeights { weight, bias, kernel, stride, act }
+        DwWeights { weight, bias: bias.into(), kernel, stride, act }
     }
 
     /// Number of channels.

@@ -46,7 +46,7 @@ pub struct PwWeights {
     /// run), as even as possible. Every kernel takes any block size.
     pub k_block: usize,
     /// One bias per output channel, zero-padded to whole panels.
-    pub bias: Vec<f32>,
+    pub bias: AlignedVec,
     /// Input channels (GEMM K).
     pub in_channels: usize,
     /// Output channels (GEMM N).
@@ -75,7 +75,7 @@ impl PwWeights {
         }
         let mut padded_bias = bias;
         padded_bias.resize(panels * NR, 0.0);
-        PwWeights { packed, k_block, bias: padded_bias, in_channels, out_channels: n, act }
+        PwWeights { packed, k_block, bias: padded_bias.into(), in_channels, out_channels: n, act }
     }
 
     /// The `[kc][NR]` weights of `panel` for the K block starting at input

@@ -5,14 +5,16 @@
 
 use super::dispatch::Fma;
 use super::{conv_out_len, isa, Activation, Isa};
+use crate::aligned::AlignedVec;
 
 /// Folded, packed weights of a dense convolution with few input channels.
 #[derive(Debug, Clone)]
 pub struct StemWeights {
-    /// `[(ci * k + ky) * k + kx][out]`: one row of `out_channels` per tap.
-    pub weight: Vec<f32>,
+    /// `[(ci * k + ky) * k + kx][out]`: one row of `out_channels` per tap
+    /// (64-byte aligned, as the biases).
+    pub weight: AlignedVec,
     /// One bias per output channel (the folded BatchNorm shift).
-    pub bias: Vec<f32>,
+    pub bias: AlignedVec,
     /// Input channels (3 for RGB).
     pub in_channels: usize,
     /// Output channels.
@@ -38,13 +40,13 @@ impl StemWeights {
         let out_channels = bias.len();
         let taps = in_channels * kernel * kernel;
         assert_eq!(oihw.len(), out_channels * taps, "stem weight size");
-        let mut weight = vec![0.0; oihw.len()];
+        let mut weight = AlignedVec::zeroed(oihw.len());
         for o in 0..out_channels {
             for t in 0..taps {
                 weight[t * out_channels + o] = oihw[o * taps + t];
             }
         }
-        StemWeights { weight, bias, in_channels, out_channels, kernel, stride, act }
+        StemWeights { weight, bias: bias.into(), in_channels, out_channels, kernel, stride, act }
     }
 
     /// Output (height, width) for an input of `h` x `w`.
