@@ -245,7 +245,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                 })
             }
         };
-        let mut fc_w = ck.take(&fc_name, &[features, classes])?;
+        let mut fc_w = ck.take_aligned(&fc_name, &[features, classes])?;
         fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
         let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
         Ok(Head {
@@ -255,7 +255,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
                 in_channels: I,
                 hidden: HIDDEN,
                 act,
-                fc: fc_w.into(),
+                fc: fc_w,
                 fc_bias,
             },
         })

@@ -9,6 +9,7 @@ use memmap2::Mmap;
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use safetensors::SafeTensors;
 
+use crate::aligned::AlignedVec;
 use crate::{Error, Result};
 
 /// A memory-mapped safetensors file whose tensors are taken one by one.
@@ -111,6 +112,22 @@ impl Checkpoint {
 
     /// Takes tensor `name`, which must be f32 of shape `expected`.
     pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let mut values = vec![0.0; expected.iter().product()];
+        self.take_into(name, expected, &mut values)?;
+        Ok(values)
+    }
+
+    /// [`take`](Self::take) into 64-byte aligned memory (for weights the
+    /// kernels read as they are), decoded there directly rather than copied.
+    pub fn take_aligned(&mut self, name: &str, expected: &[usize]) -> Result<AlignedVec> {
+        let mut values = AlignedVec::zeroed(expected.iter().product());
+        self.take_into(name, expected, &mut values)?;
+        Ok(values)
+    }
+
+    /// Checks tensor `name` against `expected`, decodes it into `out` (of the
+    /// expected size) and marks it used.
+    fn take_into(&mut self, name: &str, expected: &[usize], out: &mut [f32]) -> Result<()> {
         let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.path.clone(),
             name: name.to_string(),
@@ -124,9 +141,9 @@ impl Checkpoint {
                 got: info.shape.clone(),
             });
         }
-        let data = self.read_f32(name, info)?;
+        self.decode_f32(name, info, out)?;
         self.taken.insert(name.to_string());
-        Ok(data)
+        Ok(())
     }
 
     /// Takes tensor `name` whatever its shape; returns the shape and the values.
@@ -153,6 +170,14 @@ impl Checkpoint {
     }
 
     fn read_f32(&self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
+        let mut values = vec![0.0; info.shape.iter().product()];
+        self.decode_f32(name, info, &mut values)?;
+        Ok(values)
+    }
+
+    /// Decodes f32 tensor `name` into `out` (its element count), refusing
+    /// other dtypes and non-finite values.
+    fn decode_f32(&self, name: &str, info: &TensorInfo, out: &mut [f32]) -> Result<()> {
         if info.dtype != Dtype::F32 {
             return Err(Error::WrongDtype {
                 path: self.path.clone(),
@@ -162,16 +187,27 @@ impl Checkpoint {
         }
         let (start, end) = info.data_offsets;
         let bytes = &self.bytes[self.data_start + start..self.data_start + end];
+        if bytes.len() != out.len() * 4 {
+            return Err(Error::Invalid(format!(
+                "{}: tensor `{name}` holds {} bytes, its shape {:?} needs {}",
+                self.path.display(),
+                bytes.len(),
+                info.shape,
+                out.len() * 4
+            )));
+        }
         // The data may sit at any byte offset in the file, so decode rather than cast.
-        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::Invalid(format!(
                 "{}: tensor `{name}` holds a non-finite value ({}) at flat index {i}",
                 self.path.display(),
-                values[i]
+                out[i]
             )));
         }
-        Ok(values)
+        Ok(())
     }
 }
 
