@@ -3,7 +3,8 @@
 //! batch 1, one thread), `reference` against the kernel on every ISA tier
 //! this CPU has, with
 //! throughput in FLOPs (2 per multiply-accumulate) so criterion prints
-//! GFLOP/s. The first group measures this core's FMA peak with independent
+//! GFLOP/s. Inputs and outputs are 64-byte aligned, as the workspace's
+//! buffers are. The first group measures this core's FMA peak with independent
 //! FMA chains, to read the others against.
 //!
 //! `cargo bench -p lcnet-core --bench kernels`
@@ -12,6 +13,7 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lcnet_core::kernels::{dwconv, pwconv, stem, Activation, Isa};
+use lcnet_core::AlignedVec;
 
 /// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.
 #[cfg(target_arch = "x86_64")]
@@ -81,8 +83,8 @@ fn pointwise(c: &mut Criterion) {
     // (pixels, in, out): blocks2.0, blocks4.1, blocks5.x, blocks6.1 at x1.0.
     for (m, k, n) in [(112 * 112, 16, 32), (28 * 28, 128, 128), (14 * 14, 256, 256), (7 * 7, 512, 512)] {
         let p = pwconv::PwWeights::pack(&vec![0.01; k * n], vec![0.0; n], k, Activation::HardSwish);
-        let x = vec![0.5f32; m * k];
-        let mut out = vec![0.0f32; m * n];
+        let x = AlignedVec::from(vec![0.5f32; m * k]);
+        let mut out = AlignedVec::zeroed(m * n);
         g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
         for isa in Isa::all_supported() {
             g.bench_function(format!("{}/{m}x{k}x{n}", isa.name()), |b| {
@@ -110,8 +112,8 @@ fn depthwise(c: &mut Criterion) {
     for (hw, ch, k, s) in [(112, 16, 3, 1), (112, 32, 3, 2), (14, 256, 5, 1), (7, 512, 5, 1)] {
         let p = dwconv::DwWeights::pack(&vec![0.01; ch * k * k], vec![0.0; ch], k, [s, s], Activation::HardSwish);
         let (oh, ow) = p.out_hw(hw, hw);
-        let x = vec![0.5f32; hw * hw * ch];
-        let mut out = vec![0.0f32; oh * ow * ch];
+        let x = AlignedVec::from(vec![0.5f32; hw * hw * ch]);
+        let mut out = AlignedVec::zeroed(oh * ow * ch);
         g.throughput(Throughput::Elements(2 * (oh * ow * ch * k * k) as u64));
         for isa in Isa::all_supported() {
             g.bench_function(format!("{}/{hw}x{hw}x{ch}k{k}s{s}", isa.name()), |b| {
@@ -128,7 +130,7 @@ fn stem_conv(c: &mut Criterion) {
     let mut g = c.benchmark_group("stem");
     let p = stem::StemWeights::pack(&vec![0.01; 16 * 27], vec![0.0; 16], 3, 3, [2, 2], Activation::HardSwish);
     let x = vec![0.5f32; 3 * 224 * 224];
-    let mut out = vec![0.0f32; 112 * 112 * 16];
+    let mut out = AlignedVec::zeroed(112 * 112 * 16);
     g.throughput(Throughput::Elements(2 * 112 * 112 * 16 * 27));
     for isa in Isa::all_supported() {
         g.bench_function(format!("{}/224x224->16", isa.name()), |b| {
