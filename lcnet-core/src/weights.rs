@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::File;
+use std::ops::DerefMut;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -112,22 +113,23 @@ impl Checkpoint {
 
     /// Takes tensor `name`, which must be f32 of shape `expected`.
     pub fn take(&mut self, name: &str, expected: &[usize]) -> Result<Vec<f32>> {
-        let mut values = vec![0.0; expected.iter().product()];
-        self.take_into(name, expected, &mut values)?;
-        Ok(values)
+        self.take_with(name, expected, |len| vec![0.0; len])
     }
 
     /// [`take`](Self::take) into 64-byte aligned memory (for weights the
     /// kernels read as they are), decoded there directly rather than copied.
     pub fn take_aligned(&mut self, name: &str, expected: &[usize]) -> Result<AlignedVec> {
-        let mut values = AlignedVec::zeroed(expected.iter().product());
-        self.take_into(name, expected, &mut values)?;
-        Ok(values)
+        self.take_with(name, expected, AlignedVec::zeroed)
     }
 
-    /// Checks tensor `name` against `expected`, decodes it into `out` (of the
-    /// expected size) and marks it used.
-    fn take_into(&mut self, name: &str, expected: &[usize], out: &mut [f32]) -> Result<()> {
+    /// Checks tensor `name` against `expected`, then decodes it into a buffer
+    /// from `alloc` (given the value count) and marks it used.
+    fn take_with<B: DerefMut<Target = [f32]>>(
+        &mut self,
+        name: &str,
+        expected: &[usize],
+        alloc: impl FnOnce(usize) -> B,
+    ) -> Result<B> {
         let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.path.clone(),
             name: name.to_string(),
@@ -141,9 +143,10 @@ impl Checkpoint {
                 got: info.shape.clone(),
             });
         }
-        self.decode_f32(name, info, out)?;
+        let mut out = alloc(expected.iter().product());
+        self.decode_f32(name, info, &mut out)?;
         self.taken.insert(name.to_string());
-        Ok(())
+        Ok(out)
     }
 
     /// Takes tensor `name` whatever its shape; returns the shape and the values.
@@ -170,7 +173,9 @@ impl Checkpoint {
     }
 
     fn read_f32(&self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
-        let mut values = vec![0.0; info.shape.iter().product()];
+        // Sized by the bytes the file holds, not by the shape it claims.
+        let (start, end) = info.data_offsets;
+        let mut values = vec![0.0; end.saturating_sub(start) / 4];
         self.decode_f32(name, info, &mut values)?;
         Ok(values)
     }

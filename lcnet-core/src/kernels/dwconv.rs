@@ -78,11 +78,13 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
 /// Hand-vectorised rows, one body for AVX2 and AVX-512 (generic over
 /// [`Vector`](crate::kernels::simd::Vector)). Channel blocks of 4, 2 or 1
 /// registers (32, 16 or 8 lanes on AVX2; 64, 32, 16 on AVX-512, then one
-/// 8-lane AVX2 block) times 2, 4 or 8 neighbouring output pixels at once, so that 8 independent accumulator
-/// vectors hide the FMA latency and each weight vector loaded serves several
-/// pixels. Border pixels (taps in the padding) go one at a time. With 32
-/// channels or more the row goes pixel pair by pixel pair (all channels of
-/// each); with fewer, channel block by channel block (all pixels of each).
+/// 8-lane block) times 2, 4 or 8 neighbouring output pixels at once, so that
+/// 8 independent accumulator vectors hide the FMA latency and each weight
+/// vector loaded serves several pixels. Border pixels (taps in the padding)
+/// go one at a time. From 4 registers of channels up the row goes pixel pair
+/// by pixel pair (all channels of each); with fewer, channel block by
+/// channel block (all pixels of each). On AVX-512, 3x3 and 5x5 rows of
+/// stride 1 go in strips of 8 pixels instead (`strips`).
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::DwWeights;
