@@ -11,12 +11,14 @@ process, `InferenceSession.run`, intra-op threads = T) and with
 The ratio lcnet/ORT of the two medians is taken per round; the table reports
 the median over rounds (absolute times drift on a shared VM, ratios hold).
 
-    pip install onnxruntime==1.32.0 numpy onnx
+    pip install onnxruntime==1.32.0 numpy onnx paddlepaddle==3.3.1 safetensors
     cargo build --release
     python bench/compare.py                        # all widths, b1/b8, 1/2 threads -> bench/results/
     python bench/compare.py --widths 1.0 --batches 1 --threads 1 --rounds 3   # quick
 
-Writes bench/results/compare.json, compare.md and latency.svg (ms/image per
+paddlepaddle is only needed once, to build the ONNX models in --onnx-dir
+(PaddleClas's own network makes them); later runs reuse them. Writes
+bench/results/compare.json, compare.md and latency.svg (ms/image per
 width, batch 1, one thread, like the paper's latency figure).
 """
 import argparse
