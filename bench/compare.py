@@ -44,6 +44,13 @@ def ensure_models(args):
     os.makedirs(args.work, exist_ok=True)
     missing = [w for w in args.widths if not os.path.exists(onnx_path(args, w))]
     if missing:
+        script = os.path.join(REF, "to_onnx.py")
+        if not os.path.exists(script):
+            sys.exit(
+                f"compare.py: no ONNX models for widths {', '.join(missing)} in {args.onnx_dir}, and no "
+                f"{os.path.normpath(script)} to build them (the reference tools sit in ../shared next to "
+                "this repository); pass --onnx-dir with pplcnet_x*_c1000_224.onnx files"
+            )
         print(f"building ONNX models with {REF}/to_onnx.py bench ...", file=sys.stderr)
         subprocess.run([sys.executable, os.path.join(REF, "to_onnx.py"), "bench", "--out", args.onnx_dir], check=True)
     for w in args.widths:
