@@ -32,6 +32,9 @@ pub struct RawNetwork {
     pub widths: Spanned<Vec<Spanned<f64>>>,
     pub divisor: Spanned<i64>,
     pub activation: Option<Spanned<String>>,
+    /// Prepended to each width's cargo feature and module (`textline_` ->
+    /// `textline_x1_0`), so two tables can share one crate.
+    pub feature_prefix: Option<Spanned<String>>,
 }
 
 /// `[stem]`: the first, dense conv.

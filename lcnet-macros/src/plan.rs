@@ -56,7 +56,7 @@ pub struct Layer {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub width: f64,
-    /// Cargo feature and module name: `x1_0`.
+    /// Cargo feature and module name: `x1_0` (with the table's prefix, if any).
     pub feature: String,
     /// Model name: `pplcnet_x1_0`.
     pub model: String,
@@ -208,8 +208,9 @@ pub fn plan(net: &Net, width: f64) -> Plan {
         ends_stage: None,
     });
 
-    let feature = feature_name(width);
-    Plan { width, model: format!("{}_{feature}", net.name), feature, layers }
+    let width_tag = feature_name(width);
+    let feature = format!("{}{width_tag}", net.feature_prefix);
+    Plan { width, model: format!("{}_{width_tag}", net.name), feature, layers }
 }
 
 #[cfg(test)]
@@ -276,6 +277,26 @@ mod tests {
             (2.5, 9_017_560, 893_719_680),
         ] {
             let p = plan(&net, w);
+            assert_eq!((p.params(), p.macs()), (params, macs), "width {w}");
+        }
+    }
+
+    #[test]
+    fn textline_table_matches_paddlex_exports() {
+        let src = include_str!("../../lcnet-zoo/configs/pp_lcnet_textline.toml");
+        let net = check(&parse(src).unwrap()).unwrap();
+        // x0.25: PaddleClas PPLCNet(scale=0.25, class_num=2, stride_list=...)
+        // (examples/custom-net checks the same numbers). x1.0: counted from
+        // the weights and the shape-inferred convs of the real paddle2onnx
+        // export of PP-LCNet_x1_0_textline_ori (tools/textline_reference.py).
+        for (w, feature, params, macs) in
+            [(0.25, "textline_x0_25", 242_746, 23_214_080), (1.0, "textline_x1_0", 1_674_082, 292_979_200)]
+        {
+            let p = plan(&net, w);
+            assert_eq!(
+                (p.feature.as_str(), p.model.as_str()),
+                (feature, &*format!("pplcnet_textline_{}", &feature[9..]))
+            );
             assert_eq!((p.params(), p.macs()), (params, macs), "width {w}");
         }
     }

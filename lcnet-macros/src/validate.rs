@@ -36,6 +36,8 @@ pub struct Stage {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Net {
     pub name: String,
+    /// Prefix of every width's cargo feature and module name (may be empty).
+    pub feature_prefix: String,
     pub input: [usize; 3],
     pub classes: usize,
     pub widths: Vec<f64>,
@@ -120,6 +122,13 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         }
     };
     let classes = cx.count(&net.classes, "classes", 1);
+    let feature_prefix = net.feature_prefix.as_ref().map_or(String::new(), |p| {
+        let text = p.get_ref().clone();
+        if !is_ident(&format!("{text}x1")) {
+            cx.error(p, format!("feature_prefix `{text}` must be letters, digits and _ (it starts a module name)"));
+        }
+        text
+    });
     let divisor = cx.count(&net.divisor, "divisor", 1);
     let mut widths = Vec::new();
     for w in net.widths.get_ref() {
@@ -241,6 +250,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
 
     let net = Net {
         name: net.name.get_ref().clone(),
+        feature_prefix,
         input,
         classes,
         widths,
@@ -436,6 +446,14 @@ dropout_mode = "downscale_in_infer"
         assert!(one_error(&GOOD.replace("classes = 10", "classes = \"ten\"")).contains("invalid type"));
         assert!(one_error(&GOOD.replace("name = \"blocks3\"", "name = \"blocks2\""))
             .contains("stage name `blocks2` is used twice"));
+    }
+
+    #[test]
+    fn feature_prefix_must_start_a_module_name() {
+        let prefixed = GOOD.replace("divisor = 8", "divisor = 8\nfeature_prefix = \"textline_\"");
+        assert_eq!(super::check(&parse(&prefixed).unwrap()).unwrap().feature_prefix, "textline_");
+        let bad = GOOD.replace("divisor = 8", "divisor = 8\nfeature_prefix = \"text-line\"");
+        assert!(one_error(&bad).contains("feature_prefix `text-line` must be letters, digits and _"));
     }
 
     #[test]
