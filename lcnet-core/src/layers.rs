@@ -14,22 +14,43 @@ use crate::kernels::matvec::input_major;
 use crate::kernels::{dwconv, head, pwconv, se, stem, Activation};
 use crate::{Checkpoint, Error, FeatureMap, Result, Workspace};
 
-/// BatchNorm epsilon of PaddleClas's `BatchNorm2D` layers.
+/// BatchNorm epsilon of PaddleClas's `BatchNorm2D` layers, used when a
+/// checkpoint's metadata has no `bn_eps`.
 pub const BN_EPS: f64 = 1e-5;
 
+/// The checkpoint metadata key holding the BatchNorm epsilon its running
+/// variances go with (importers write the source's own, e.g. the f32
+/// `9.99999974738e-06` of paddle2onnx exports, instead of rewriting the variances).
+pub const BN_EPS_KEY: &str = "bn_eps";
+
+/// The BatchNorm epsilon of `ck`: its `bn_eps` metadata, else [`BN_EPS`].
+pub fn bn_eps(ck: &Checkpoint) -> Result<f64> {
+    let Some(text) = ck.metadata().get(BN_EPS_KEY) else { return Ok(BN_EPS) };
+    match text.trim().parse::<f64>() {
+        Ok(eps) if eps.is_finite() && eps > 0.0 && eps < 1.0 => Ok(eps),
+        _ => Err(Error::Invalid(format!(
+            "{}: metadata `{BN_EPS_KEY}` is `{text}`; expected a number in (0, 1) such as 1e-5",
+            ck.path().display()
+        ))),
+    }
+}
+
 /// Reads `{prefix}.conv.weight` of shape `shape` and `{prefix}.bn.*`, and
-/// folds the BatchNorm into the weight and a bias:
-/// `w' = w * g / sqrt(v + eps)`, `b' = beta - mean * g / sqrt(v + eps)`.
+/// folds the BatchNorm into the weight and a bias, in f64 from the stored
+/// values: `w' = w * g / sqrt(v + eps)`, `b' = beta - mean * g / sqrt(v + eps)`.
+/// A running variance of 0 or a denormal is valid (dead channels of trained
+/// networks); only a non-finite one or one at or below `-eps` is refused.
 fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
     let c = shape[0];
+    let eps = bn_eps(ck)?;
     let weight = ck.take(&format!("{prefix}.conv.weight"), &shape)?;
     let gamma = ck.take(&format!("{prefix}.bn.weight"), &[c])?;
     let beta = ck.take(&format!("{prefix}.bn.bias"), &[c])?;
     let mean = ck.take(&format!("{prefix}.bn._mean"), &[c])?;
     let var = ck.take(&format!("{prefix}.bn._variance"), &[c])?;
-    if let Some(i) = var.iter().position(|&v| v < 0.0) {
+    if let Some(i) = var.iter().position(|&v| !(v.is_finite() && v as f64 + eps > 0.0)) {
         return Err(Error::Invalid(format!(
-            "{}: `{prefix}.bn._variance` is negative ({}) at channel {i}",
+            "{}: `{prefix}.bn._variance` is {} at channel {i}: a running variance must be finite and above -eps ({eps:e})",
             ck.path().display(),
             var[i]
         )));
@@ -38,7 +59,7 @@ fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<
     let mut folded = vec![0.0; weight.len()];
     let mut bias = vec![0.0; c];
     for o in 0..c {
-        let scale = gamma[o] as f64 / (var[o] as f64 + BN_EPS).sqrt();
+        let scale = gamma[o] as f64 / (var[o] as f64 + eps).sqrt();
         for (dst, &src) in folded[o * per_out..][..per_out].iter_mut().zip(&weight[o * per_out..][..per_out]) {
             *dst = (src as f64 * scale) as f32;
         }
@@ -287,7 +308,63 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
 
 #[cfg(test)]
 mod tests {
-    use super::first_non_finite;
+    use std::collections::BTreeMap;
+
+    use super::{first_non_finite, load_conv_bn};
+    use crate::Checkpoint;
+
+    /// A 1x1 conv of 4 channels with BN, its variances `var`, and `bn_eps`
+    /// metadata when `eps` is given.
+    fn conv_bn_checkpoint(var: [f32; 4], eps: Option<&str>) -> Checkpoint {
+        let (w, g, b, m) = ([1.0, 2.0, -1.0, 0.5], [1.5, 1.0, 2.0, 0.25], [0.1, 0.2, 0.3, 0.4], [0.0, 1.0, -2.0, 3.0]);
+        let tensors: Vec<(&str, Vec<usize>, &[f32])> = vec![
+            ("c.conv.weight", vec![4, 1, 1, 1], &w),
+            ("c.bn.weight", vec![4], &g),
+            ("c.bn.bias", vec![4], &b),
+            ("c.bn._mean", vec![4], &m),
+            ("c.bn._variance", vec![4], &var),
+        ];
+        let meta: BTreeMap<String, String> = eps.map(|e| ("bn_eps".to_string(), e.to_string())).into_iter().collect();
+        Checkpoint::from_vec("test", crate::weights::to_bytes(&tensors, &meta).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn dead_batchnorm_channels_fold_with_the_sources_eps() {
+        // A trained PP-LCNet_x1_0_textline_ori has running variances of 6e-45
+        // (denormal) in four layers, with paddle2onnx's f32 eps.
+        let eps32 = 9.999_999_747_378_752e-6_f64;
+        let var = [6e-45, 0.0, 1e-3, 2.0];
+        let mut ck = conv_bn_checkpoint(var, Some("9.999999747378752e-06"));
+        let (w, b) = load_conv_bn(&mut ck, "c", [4, 1, 1, 1]).unwrap();
+        // gamma / sqrt(var + eps), by hand in f64, for channel 0 and 1:
+        // 1.5 / sqrt(eps32) and 1.0 / sqrt(eps32).
+        let s0 = 1.5 / eps32.sqrt();
+        let s1 = 1.0 / eps32.sqrt();
+        assert_eq!(w[0], (1.0 * s0) as f32);
+        assert_eq!(w[1], (2.0 * s1) as f32);
+        assert_eq!(b[1], (0.2 - 1.0 * s1) as f32);
+        assert!((w[3] - (0.5 * 0.25 / (2.0f64 + eps32).sqrt()) as f32).abs() < 1e-7);
+        assert!(w.iter().chain(&b).all(|v| v.is_finite()));
+
+        // Without metadata the eps is PaddleClas's 1e-5.
+        let (w, _) = load_conv_bn(&mut conv_bn_checkpoint(var, None), "c", [4, 1, 1, 1]).unwrap();
+        assert_eq!(w[0], (1.5 / 1e-5f64.sqrt()) as f32);
+    }
+
+    #[test]
+    fn only_impossible_variances_and_eps_are_refused() {
+        // Slightly negative (an f32 rounding of 0) but above -eps: valid.
+        assert!(load_conv_bn(&mut conv_bn_checkpoint([-1e-9, 1.0, 1.0, 1.0], None), "c", [4, 1, 1, 1]).is_ok());
+        for bad in [-2e-5, -1.0, f32::NAN, f32::INFINITY] {
+            let err = load_conv_bn(&mut conv_bn_checkpoint([1.0, 1.0, bad, 1.0], None), "c", [4, 1, 1, 1]).unwrap_err();
+            let err = err.to_string();
+            assert!(err.contains("c.bn._variance") && (err.contains("channel 2") || err.contains("index 2")), "{err}");
+        }
+        for eps in ["0", "-1e-5", "nan", "one"] {
+            let err = load_conv_bn(&mut conv_bn_checkpoint([1.0; 4], Some(eps)), "c", [4, 1, 1, 1]).unwrap_err();
+            assert!(err.to_string().contains("metadata `bn_eps`"), "{eps}: {err}");
+        }
+    }
 
     #[test]
     fn finds_the_first_nan_or_infinity_anywhere() {
