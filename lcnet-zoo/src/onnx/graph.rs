@@ -1,13 +1,19 @@
-//! A read-only view of an ONNX graph for pattern matching: initializers by
-//! name, `Identity` nodes seen through, shape plumbing skipped, and a cursor
-//! that walks the compute nodes in order and checks that each one consumes
-//! what the previous one produced.
+//! A read-only view of an ONNX graph for pattern matching: initializers and
+//! `Constant` nodes by name, constant subgraphs folded ([`super::fold`]),
+//! `Identity` nodes seen through, shape plumbing skipped, and a cursor that
+//! walks the compute nodes in order and checks that each one consumes what
+//! the previous one produced.
 
 use std::collections::HashMap;
 
-use super::proto::{AttributeProto, GraphProto, NodeProto, TensorProto, DATA_TYPE_FLOAT, DATA_TYPE_INT64};
+use super::fold::{fold, FOLDABLE};
+use super::proto::{
+    AttributeProto, GraphProto, NodeProto, TensorProto, DATA_TYPE_BFLOAT16, DATA_TYPE_DOUBLE, DATA_TYPE_FLOAT,
+    DATA_TYPE_FLOAT16, DATA_TYPE_INT32, DATA_TYPE_INT64,
+};
 
-/// Ops that only compute shapes for a Reshape/Flatten; the importer skips them.
+/// Ops that only compute shapes for a Reshape/Flatten; when they read a live
+/// value (not foldable), the importer skips them.
 const SHAPE_PLUMBING: [&str; 5] = ["Shape", "Slice", "Concat", "Gather", "Unsqueeze"];
 
 /// An f32 tensor read from the graph.
@@ -21,38 +27,59 @@ pub struct Tensor {
 pub struct Graph<'a> {
     /// Compute nodes in file order, with their index in the file.
     nodes: Vec<(usize, &'a NodeProto)>,
-    inits: HashMap<&'a str, &'a TensorProto>,
+    /// Initializers, `Constant` outputs and folded values (or why one could
+    /// not be read, reported only if the matcher needs it).
+    consts: HashMap<&'a str, Result<Tensor, String>>,
     alias: HashMap<&'a str, &'a str>,
 }
 
 impl<'a> Graph<'a> {
-    /// Indexes `g`.
+    /// Indexes `g`, folding constant subgraphs.
     pub fn new(g: &'a GraphProto) -> Result<Self, String> {
-        let mut inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-        let mut alias = HashMap::new();
-        let mut nodes = Vec::new();
+        let mut consts: HashMap<&str, Result<Tensor, String>> =
+            g.initializer.iter().map(|t| (t.name.as_str(), read_f32(t))).collect();
+        let mut graph = Graph { nodes: Vec::new(), consts: HashMap::new(), alias: HashMap::new() };
         for (i, n) in g.node.iter().enumerate() {
+            let out = n.output.first().map(String::as_str);
             match n.op_type.as_str() {
                 "Identity" => {
-                    let (Some(out), Some(inp)) = (n.output.first(), n.input.first()) else {
+                    let (Some(out), Some(inp)) = (out, n.input.first()) else {
                         return Err(format!("{} has no input or output", label(i, n)));
                     };
-                    alias.insert(out.as_str(), inp.as_str());
+                    graph.alias.insert(out, inp.as_str());
                 }
                 "Constant" => {
-                    let t = n.attribute.iter().find(|a| a.name == "value").and_then(|a| a.t.as_ref());
-                    match (t, n.output.first()) {
-                        (Some(t), Some(out)) => {
-                            inits.insert(out.as_str(), t);
-                        }
-                        _ => return Err(format!("{}: Constant without a tensor value", label(i, n))),
-                    }
+                    let Some(out) = out else { return Err(format!("{} has no output", label(i, n))) };
+                    let value =
+                        constant_value(n).ok_or_else(|| format!("{}: Constant without a value", label(i, n)))?;
+                    consts.insert(out, value);
+                }
+                op if FOLDABLE.contains(&op) && out.is_some() && graph.all_constant(&consts, n) => {
+                    let inputs: Vec<Option<Tensor>> = n
+                        .input
+                        .iter()
+                        .map(|x| match x.is_empty() {
+                            true => Ok(None),
+                            false => consts[graph.resolve(x)].clone().map(Some),
+                        })
+                        .collect::<Result<_, _>>()
+                        .unwrap_or_default();
+                    let refs: Vec<Option<&Tensor>> = inputs.iter().map(Option::as_ref).collect();
+                    let value = if refs.is_empty() { Err("an input is unreadable".into()) } else { fold(n, &refs) };
+                    let value = value.map_err(|e| format!("{} folds no constant: {e}", label(i, n)));
+                    consts.insert(out.unwrap_or_default(), value);
                 }
                 op if SHAPE_PLUMBING.contains(&op) => {}
-                _ => nodes.push((i, n)),
+                _ => graph.nodes.push((i, n)),
             }
         }
-        Ok(Graph { nodes, inits, alias })
+        graph.consts = consts;
+        Ok(graph)
+    }
+
+    /// Whether every given input of `n` is a known constant.
+    fn all_constant(&self, consts: &HashMap<&str, Result<Tensor, String>>, n: &NodeProto) -> bool {
+        n.input.iter().all(|x| x.is_empty() || consts.contains_key(self.resolve(x)))
     }
 
     /// `name` with every Identity seen through.
@@ -67,9 +94,9 @@ impl<'a> Graph<'a> {
         name
     }
 
-    /// The initializer feeding input `name`, as f32.
+    /// The constant feeding input `name`, as f32.
     pub fn constant(&self, name: &str) -> Option<Result<Tensor, String>> {
-        self.inits.get(self.resolve(name)).map(|t| read_f32(t))
+        self.consts.get(self.resolve(name)).cloned()
     }
 
     /// A cursor at the first compute node, expecting it to read `input`.
@@ -137,7 +164,7 @@ impl<'a> Cursor<'a> {
         let name = node.input.get(index).ok_or_else(|| format!("node `{}` has no {what} input", node.name))?;
         self.graph
             .constant(name)
-            .ok_or_else(|| format!("node `{}`: {what} `{name}` is not a constant initializer", node.name))?
+            .ok_or_else(|| format!("node `{}`: {what} `{name}` is not a constant", node.name))?
             .map_err(|e| format!("node `{}`: {what} `{name}`: {e}", node.name))
     }
 
@@ -198,21 +225,61 @@ fn read_f32(t: &TensorProto) -> Result<Tensor, String> {
     if !t.external_data.is_empty() {
         return Err("tensor data is stored in an external file, which the importer does not read".into());
     }
+    let raw = |width: usize| t.raw_data.chunks_exact(width);
     let data: Vec<f32> = match t.data_type {
         DATA_TYPE_FLOAT if !t.raw_data.is_empty() => {
-            t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+            raw(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
         }
         DATA_TYPE_FLOAT => t.float_data.clone(),
-        DATA_TYPE_INT64 if !t.raw_data.is_empty() => t
-            .raw_data
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)
-            .collect(),
+        DATA_TYPE_DOUBLE if !t.raw_data.is_empty() => {
+            raw(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+        }
+        DATA_TYPE_DOUBLE => t.double_data.iter().map(|&v| v as f32).collect(),
+        DATA_TYPE_FLOAT16 | DATA_TYPE_BFLOAT16 => {
+            let widen = if t.data_type == DATA_TYPE_FLOAT16 { f16_to_f32 } else { bf16_to_f32 };
+            if t.raw_data.is_empty() {
+                t.int32_data.iter().map(|&v| widen(v as u16)).collect()
+            } else {
+                raw(2).map(|b| widen(u16::from_le_bytes([b[0], b[1]]))).collect()
+            }
+        }
+        DATA_TYPE_INT32 if !t.raw_data.is_empty() => {
+            raw(4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f32).collect()
+        }
+        DATA_TYPE_INT32 => t.int32_data.iter().map(|&v| v as f32).collect(),
+        DATA_TYPE_INT64 if !t.raw_data.is_empty() => {
+            raw(8).map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect()
+        }
         DATA_TYPE_INT64 => t.int64_data.iter().map(|&v| v as f32).collect(),
-        other => return Err(format!("data type {other} is not float32")),
+        other => return Err(format!("data type {other} is not a float or integer type the importer reads")),
     };
     if data.len() != count {
         return Err(format!("holds {} values but its shape {shape:?} needs {count}", data.len()));
     }
     Ok(Tensor { shape, data })
+}
+
+/// The value of a `Constant` node: its `value` tensor or one of the scalar
+/// and list forms of opset 12.
+fn constant_value(n: &NodeProto) -> Option<Result<Tensor, String>> {
+    let a = n.attribute.first()?;
+    let list = |data: Vec<f32>| Tensor { shape: vec![data.len()], data };
+    Some(Ok(match a.name.as_str() {
+        "value" => return a.t.as_ref().map(read_f32),
+        "value_float" => Tensor { shape: vec![], data: vec![a.f] },
+        "value_int" => Tensor { shape: vec![], data: vec![a.i as f32] },
+        "value_floats" => list(a.floats.clone()),
+        "value_ints" => list(a.ints.iter().map(|&v| v as f32).collect()),
+        other => return Some(Err(format!("Constant `{other}` attribute is not read"))),
+    }))
+}
+
+/// IEEE half precision to f32 (exact).
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// bfloat16 to f32 (exact: the high half of an f32).
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits((bits as u32) << 16)
 }

@@ -7,17 +7,21 @@
 //! `GlobalAveragePool -> Conv -> Add -> Relu -> Conv -> Add -> HardSigmoid ->
 //! Mul`, then a pointwise `Conv -> BN -> HardSwish`; and the head
 //! `GlobalAveragePool -> Conv -> HardSwish -> [Mul (dropout)] -> Reshape/Flatten
-//! -> MatMul -> Add -> [Softmax]`. A graph that differs names the node that
-//! did not fit. The width comes from the matched channel counts, the classes
-//! from the FC.
+//! -> MatMul -> Add -> [Softmax]`. Weights may be initializers or `Constant`
+//! nodes, and constant subgraphs (a bias reshaped to `[1, C, 1, 1]`, a
+//! flatten's `Shape -> Slice -> Concat` target) are folded first. A graph that
+//! differs names the node that did not fit. The architecture comes from the
+//! matched channel counts and strides (and the input size when that is not
+//! enough), the classes from the FC.
 
+mod fold;
 mod graph;
 pub mod proto;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use lcnet_core::layers::BN_EPS;
+use lcnet_core::layers::{BN_EPS, BN_EPS_KEY};
 use lcnet_core::{Error, LayerKind, Result, VariantInfo};
 use prost::Message;
 
@@ -36,11 +40,14 @@ pub struct Imported {
     pub labels: Option<Vec<String>>,
     /// Whether the ONNX graph ends in a Softmax (it outputs probabilities).
     pub softmax: bool,
+    /// The graph's BatchNorm epsilon (one for every BN node), kept as the
+    /// checkpoint's `bn_eps` so the running variances are copied unchanged.
+    pub bn_eps: Option<f32>,
 }
 
 /// One layer as found in the graph, before it is named.
 enum Found {
-    ConvBn { weight: Tensor, bn: [Vec<f32>; 4], stride: [usize; 2] },
+    ConvBn { weight: Tensor, bn: [Vec<f32>; 4], stride: [usize; 2], eps: Option<f32> },
     Se { reduce: Tensor, reduce_bias: Vec<f32>, expand: Tensor, expand_bias: Vec<f32> },
     HeadConv { weight: Tensor },
 }
@@ -62,41 +69,24 @@ pub fn import(path: &Path) -> Result<Imported> {
     let model = proto::ModelProto::decode(bytes.as_slice())
         .map_err(|e| fail(format!("not a readable ONNX model (truncated or not protobuf): {e}")))?;
     let graph = model.graph.as_ref().ok_or_else(|| fail("the ONNX model has no graph".into()))?;
-    let input =
-        graph.input.iter().map(|i| i.name.as_str()).find(|name| !graph.initializer.iter().any(|t| &t.name == name));
+    let input = graph.input.iter().find(|i| !graph.initializer.iter().any(|t| t.name == i.name));
     let input = input.ok_or_else(|| fail("the graph has no input".into()))?;
     let indexed = Graph::new(graph).map_err(fail)?;
-    let mut cursor = indexed.cursor(input);
+    let mut cursor = indexed.cursor(&input.name);
     let (layers, fc_weight, fc_bias, dropout, softmax) = match_pplcnet(&mut cursor).map_err(fail)?;
-
-    let variant = crate::variants()
-        .iter()
-        .find(|v| {
-            let sig = v.signature();
-            sig.len() == layers.len() && sig.iter().zip(&layers).all(|((_, shape), l)| shape == l.signature_shape())
-        })
-        .ok_or_else(|| {
-            fail(format!(
-                "the graph is a PP-LCNet, but no compiled variant has its channels (stem {:?}, head {:?}); compiled: {}",
-                layers.first().map(Found::signature_shape).unwrap_or_default(),
-                layers.last().map(Found::signature_shape).unwrap_or_default(),
-                crate::variants().iter().map(|v| v.name).collect::<Vec<_>>().join(", ")
-            ))
-        })?;
+    let variant = pick_variant(&layers, input_hw(input)).map_err(fail)?;
+    let bn_eps = common_eps(&layers).map_err(fail)?;
 
     let mut tensors = Vec::new();
     let named = variant.layers.iter().filter(|l| l.kind != LayerKind::Fc);
     for (info, layer) in named.zip(layers) {
         let prefix = info.name;
         match layer {
-            Found::ConvBn { weight, bn: [gamma, beta, mean, var], stride } => {
-                if stride != info.stride {
-                    return Err(fail(format!(
-                        "{prefix}: stride {stride:?} in the graph, {:?} in the table",
-                        info.stride
-                    )));
-                }
+            Found::ConvBn { weight, bn: [gamma, beta, mean, mut var], eps, .. } => {
                 let c = gamma.len();
+                if let (None, Some(graph_eps)) = (eps, bn_eps) {
+                    var = vec![(1.0 - graph_eps as f64) as f32; c];
+                }
                 tensors.push((format!("{prefix}.conv.weight"), weight.shape, weight.data));
                 tensors.push((format!("{prefix}.bn.weight"), vec![c], gamma));
                 tensors.push((format!("{prefix}.bn.bias"), vec![c], beta));
@@ -127,7 +117,82 @@ pub fn import(path: &Path) -> Result<Imported> {
         .find(|p| p.key == "character" || p.key == "labels")
         .map(|p| p.value.lines().map(str::to_string).collect::<Vec<_>>())
         .filter(|l| l.len() == classes);
-    Ok(Imported { variant, classes, tensors, labels, softmax })
+    Ok(Imported { variant, classes, tensors, labels, softmax, bn_eps })
+}
+
+/// The graph input's (height, width) when both are fixed numbers.
+fn input_hw(input: &proto::ValueInfoProto) -> Option<[usize; 2]> {
+    let dims = &input.r#type.as_ref()?.tensor_type.as_ref()?.shape.as_ref()?.dim;
+    match dims[..] {
+        [_, _, ref h, ref w] if h.dim_value > 0 && w.dim_value > 0 => {
+            Some([h.dim_value as usize, w.dim_value as usize])
+        }
+        _ => None,
+    }
+}
+
+/// The compiled variant whose channels and strides are the graph's; among
+/// several, the one whose default input is the graph's fixed input size.
+fn pick_variant(layers: &[Found], input: Option<[usize; 2]>) -> std::result::Result<&'static VariantInfo, String> {
+    let strides: Vec<[usize; 2]> = layers
+        .iter()
+        .filter_map(|l| match l {
+            Found::ConvBn { stride, .. } => Some(*stride),
+            _ => None,
+        })
+        .collect();
+    let fits = |v: &&VariantInfo| {
+        let sig = v.signature();
+        let table_strides: Vec<[usize; 2]> = v
+            .layers
+            .iter()
+            .filter(|l| matches!(l.kind, LayerKind::Stem | LayerKind::Depthwise | LayerKind::Pointwise))
+            .map(|l| l.stride)
+            .collect();
+        sig.len() == layers.len()
+            && sig.iter().zip(layers).all(|((_, shape), l)| shape == l.signature_shape())
+            && table_strides == strides
+    };
+    let candidates: Vec<&VariantInfo> = crate::variants().iter().filter(fits).collect();
+    let by_input = candidates.iter().find(|v| input == Some([v.input[1], v.input[2]]));
+    if let Some(v) = by_input.or(candidates.first()) {
+        return Ok(v);
+    }
+    // The strides other than 1, in network order, as the table writes them.
+    let dw_strides: Vec<String> = strides
+        .iter()
+        .filter(|s| **s != [1, 1])
+        .map(|s| if s[0] == s[1] { s[0].to_string() } else { format!("[{}, {}]", s[0], s[1]) })
+        .collect();
+    let compiled: Vec<String> =
+        crate::variants().iter().map(|v| format!("{} ({}x{} input)", v.name, v.input[1], v.input[2])).collect();
+    Err(format!(
+        "the graph is a PP-LCNet (stem {:?}, last conv {:?}, strides {}, input {}), but no compiled architecture \
+         has its channels and strides; compiled: {}. The text-line architecture is the cargo feature \
+         textline_x0_25 / textline_x1_0. For another one, copy lcnet-zoo/configs/pp_lcnet_textline.toml, set its \
+         `widths`, `input` and block strides to the graph's, and generate it with `lcnet_zoo::network!` in your \
+         own crate (examples/custom-net shows how), or add it to lcnet-zoo/src/lib.rs to import it with this CLI",
+        layers.first().map(Found::signature_shape).unwrap_or_default(),
+        layers.last().map(Found::signature_shape).unwrap_or_default(),
+        dw_strides.join(", "),
+        input.map_or("of any size".to_string(), |[h, w]| format!("{h}x{w}")),
+        compiled.join(", ")
+    ))
+}
+
+/// The one BatchNorm epsilon of every BN node (None without BN nodes).
+fn common_eps(layers: &[Found]) -> std::result::Result<Option<f32>, String> {
+    let mut all = layers.iter().filter_map(|l| match l {
+        Found::ConvBn { eps, .. } => *eps,
+        _ => None,
+    });
+    let first = all.next();
+    match (first, all.find(|e| Some(*e) != first)) {
+        (_, Some(other)) => Err(format!(
+            "the BatchNorm nodes use different epsilons ({first:?} and {other}); lcnet keeps one per checkpoint"
+        )),
+        _ => Ok(first),
+    }
 }
 
 type Matched = (Vec<Found>, Tensor, Vec<f32>, f32, bool);
@@ -270,19 +335,21 @@ fn conv_bn_act(cur: &mut Cursor, what: &str, group_ok: impl Fn(i64) -> bool) -> 
             }
             params.push(t.data);
         }
-        let eps = attr_f(node, "epsilon").unwrap_or(1e-5) as f64;
-        // The canonical loader uses eps = 1e-5: move any other eps into the variance.
-        let var = params[3].iter().map(|&v| (v as f64 + eps - BN_EPS) as f32).collect();
-        [params[0].clone(), params[1].clone(), params[2].clone(), var]
+        // ONNX's default epsilon is the f32 1e-5, as paddle2onnx writes it.
+        let eps = attr_f(node, "epsilon").unwrap_or(1e-5);
+        let var = params.pop().expect("four BN tensors");
+        ([params[0].clone(), params[1].clone(), params[2].clone(), var], Some(eps))
     } else if conv.input.len() > 2 {
         let bias = cur.weight(conv, 2, "conv bias")?;
-        let unit = (1.0 - BN_EPS) as f32;
-        [vec![1.0; o], bias.data, vec![0.0; o], vec![unit; o]]
+        // An identity BN: var + eps = 1 with the default eps (import()
+        // rewrites it for another graph-wide eps).
+        ([vec![1.0; o], bias.data, vec![0.0; o], vec![(1.0 - BN_EPS) as f32; o]], None)
     } else {
         return Err(format!("{}: expected the BatchNorm of {what}", cur.position()));
     };
+    let (bn, eps) = bn;
     cur.expect("HardSwish", &format!("the activation of {what}"))?;
-    Ok(Found::ConvBn { weight, bn, stride })
+    Ok(Found::ConvBn { weight, bn, stride, eps })
 }
 
 fn transpose(t: &Tensor) -> Tensor {
@@ -304,6 +371,10 @@ pub fn save(imported: &Imported, path: &Path, mut metadata: BTreeMap<String, Str
     metadata.insert("output".into(), if imported.softmax { "softmax" } else { "logits" }.into());
     if let Some(labels) = &imported.labels {
         metadata.insert("labels".into(), json_string_array(labels));
+    }
+    if let Some(eps) = imported.bn_eps {
+        // The shortest text that reads back as this f32 widened to f64.
+        metadata.insert(BN_EPS_KEY.into(), format!("{:e}", eps as f64));
     }
     let views: Vec<(&str, Vec<usize>, &[f32])> =
         imported.tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();

@@ -56,6 +56,39 @@ pub struct GraphProto {
 pub struct ValueInfoProto {
     #[prost(string, tag = "1")]
     pub name: String,
+    #[prost(message, optional, tag = "2")]
+    pub r#type: Option<TypeProto>,
+}
+
+/// `TypeProto`; only its `tensor_type` case is declared.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TypeProto {
+    #[prost(message, optional, tag = "1")]
+    pub tensor_type: Option<TensorTypeProto>,
+}
+
+/// `TypeProto.Tensor`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorTypeProto {
+    #[prost(int32, tag = "1")]
+    pub elem_type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub shape: Option<TensorShapeProto>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct TensorShapeProto {
+    #[prost(message, repeated, tag = "1")]
+    pub dim: Vec<Dimension>,
+}
+
+/// `TensorShapeProto.Dimension`: a size (`dim_value`) or a name (`dim_param`).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Dimension {
+    #[prost(int64, tag = "1")]
+    pub dim_value: i64,
+    #[prost(string, tag = "2")]
+    pub dim_param: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -96,7 +129,11 @@ pub struct AttributeProto {
 
 /// `TensorProto.DataType` values the importer understands.
 pub const DATA_TYPE_FLOAT: i32 = 1;
+pub const DATA_TYPE_INT32: i32 = 6;
 pub const DATA_TYPE_INT64: i32 = 7;
+pub const DATA_TYPE_FLOAT16: i32 = 10;
+pub const DATA_TYPE_DOUBLE: i32 = 11;
+pub const DATA_TYPE_BFLOAT16: i32 = 16;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct TensorProto {
@@ -106,12 +143,17 @@ pub struct TensorProto {
     pub data_type: i32,
     #[prost(float, repeated, tag = "4")]
     pub float_data: Vec<f32>,
+    /// int32 values, and float16/bfloat16 bits (one per entry).
+    #[prost(int32, repeated, tag = "5")]
+    pub int32_data: Vec<i32>,
     #[prost(int64, repeated, tag = "7")]
     pub int64_data: Vec<i64>,
     #[prost(string, tag = "8")]
     pub name: String,
     #[prost(bytes = "vec", tag = "9")]
     pub raw_data: Vec<u8>,
+    #[prost(double, repeated, tag = "10")]
+    pub double_data: Vec<f64>,
     #[prost(message, repeated, tag = "13")]
     pub external_data: Vec<StringStringEntryProto>,
 }
