@@ -44,3 +44,10 @@ pub use registry::{find, load, variants};
 pub mod pplcnet {
     crate::network!("configs/pp_lcnet.toml");
 }
+
+/// The text-line orientation architecture of PaddleX (80x160 input, strides
+/// `[2, 1]` from the second stage on), one module per enabled feature
+/// (`textline_x0_25`, `textline_x1_0`).
+pub mod pplcnet_textline {
+    crate::network!("configs/pp_lcnet_textline.toml");
+}

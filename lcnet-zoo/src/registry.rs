@@ -1,12 +1,17 @@
 //! Finding a compiled variant by name or by a checkpoint's shapes.
 
+use std::sync::LazyLock;
+
 use lcnet_core::{Checkpoint, Error, Network, Result, VariantInfo};
 
-use crate::pplcnet::VARIANTS;
+/// The ImageNet table's widths, then the text-line table's.
+static VARIANTS: LazyLock<Vec<VariantInfo>> =
+    LazyLock::new(|| crate::pplcnet::VARIANTS.iter().chain(crate::pplcnet_textline::VARIANTS).copied().collect());
 
-/// Every variant compiled into this build, narrowest first.
+/// Every variant compiled into this build: the ImageNet architecture's
+/// widths narrowest first, then the text-line architecture's.
 pub fn variants() -> &'static [VariantInfo] {
-    VARIANTS
+    &VARIANTS
 }
 
 /// The variant called `name`: `pplcnet_x1_0`, or just its feature `x1_0`.
@@ -27,7 +32,14 @@ pub fn load(ck: &mut Checkpoint, model: Option<&str>) -> Result<Box<dyn Network>
     (variant.load)(ck)
 }
 
+/// The variant the checkpoint's `model` metadata names, else the first whose
+/// shapes match (the text-line x1.0 has x1.0's shapes: only the strides
+/// differ, which no tensor shows).
 fn infer(ck: &Checkpoint) -> Result<&'static VariantInfo> {
+    let named = ck.metadata().get("model").and_then(|name| VARIANTS.iter().find(|v| v.name == name));
+    if let Some(v) = named.filter(|v| v.matches(ck)) {
+        return Ok(v);
+    }
     if let Some(v) = VARIANTS.iter().find(|v| v.matches(ck)) {
         return Ok(v);
     }

@@ -52,16 +52,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<16} {:>6} {:>12} {:>14}  AT", "ARCHITECTURE", "WIDTH", "PARAMS", "MACS");
+    println!("{:<24} {:>6} {:>12} {:>14}  AT", "ARCHITECTURE", "WIDTH", "PARAMS", "MACS");
     for v in variants {
         let width = format!("{:?}x", v.width);
         let at = format!("{}x{}, {} classes", v.input[1], v.input[2], v.classes);
-        println!("{:<16} {:>6} {:>12} {:>14}  {at}", v.name, width, group(v.params), group(v.macs));
+        println!("{:<24} {:>6} {:>12} {:>14}  {at}", v.name, width, group(v.params), group(v.macs));
     }
     if !ready.is_empty() {
-        println!("\n{:<16} {:<16} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
+        println!("\n{:<20} {:<24} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
         for p in &ready {
-            println!("{:<16} {:<16} {:>7}  {} (embedded)", p.name, p.model, p.labels.len(), p.description);
+            println!("{:<20} {:<24} {:>7}  {} (embedded)", p.name, p.model, p.labels.len(), p.description);
         }
     }
     println!("\n`lcnet run IMAGE` uses doc_ori; architectures need --weights (see `lcnet info NAME`).");
