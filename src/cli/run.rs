@@ -71,7 +71,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
     }
 
     let per_image = classifier.input_len();
-    let crop = classifier.preprocess.crop as usize;
+    let (in_h, in_w) = classifier.preprocess.input_hw();
     let mut ws = Workspace::new();
     let mut stdout = std::io::stdout().lock();
     for chunk in files.chunks(args.batch as usize) {
@@ -100,7 +100,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
             }
         }
         if !ok_files.is_empty() {
-            let input = ArrayView4::from_shape((ok_files.len(), 3, crop, crop), &batch)?;
+            let input = ArrayView4::from_shape((ok_files.len(), 3, in_h, in_w), &batch)?;
             let probs = classifier.probabilities(input, &mut ws)?;
             for (path, row) in ok_files.iter().zip(probs.rows()) {
                 let top = classifier.top(row.as_slice().expect("contiguous row"), args.top as usize);
