@@ -172,16 +172,83 @@ fn bad_checkpoints_give_one_line_errors() {
 
     assert_fails_with(&run(&dir.join("nope.safetensors"), &[]), &["nope.safetensors", "No such file"]);
 
-    // Half precision: refused by dtype, not misread.
-    let f16 = dir.join("f16.safetensors");
+    // Integers: refused by dtype, not misread.
+    let i16s = dir.join("i16.safetensors");
     {
         use safetensors::tensor::{Dtype, TensorView};
         let data = vec![0u8; 2 * 8 * 27];
-        let view = TensorView::new(Dtype::F16, vec![8, 3, 3, 3], &data).unwrap();
-        std::fs::write(&f16, safetensors::serialize([("conv1.conv.weight", view)], &None).unwrap()).unwrap();
+        let view = TensorView::new(Dtype::I16, vec![8, 3, 3, 3], &data).unwrap();
+        std::fs::write(&i16s, safetensors::serialize([("conv1.conv.weight", view)], &None).unwrap()).unwrap();
     }
-    assert_fails_with(&run(&f16, &["--model", "x0_25"]), &["conv1.conv.weight", "dtype F16, expected F32"]);
+    assert_fails_with(
+        &run(&i16s, &["--model", "x0_25"]),
+        &["conv1.conv.weight", "dtype I16, expected F32, F16 or BF16"],
+    );
     assert!(!Path::new(out).exists(), "no output is written when the run fails");
+}
+
+/// Hugging Face's PaddleX checkpoints store fp16: f16 and bf16 tensors are
+/// widened exactly, so weights that are exact in half precision give the same
+/// logits from an f16/bf16 file as from an f32 one.
+#[test]
+fn half_precision_checkpoints_are_widened_exactly() {
+    use safetensors::tensor::{Dtype, TensorView};
+    let dir = temp_dir("half");
+    // Weights rounded to what bf16 holds (8 significant bits, so f16 holds them too
+    // at these magnitudes), stored once as f32 and once in each half type.
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&golden("weights"))
+        .into_iter()
+        .map(|(n, s, d)| {
+            (
+                n,
+                s,
+                d.iter()
+                    .map(|v| f32::from_bits(v.to_bits() & 0xffff_0000))
+                    .map(|v| if v.abs() < 1e-4 { 0.0 } else { v })
+                    .collect(),
+            )
+        })
+        .collect();
+    let f32_file = dir.join("f32.safetensors");
+    write_all(&f32_file, &tensors);
+    let logits = |weights: &Path| {
+        let out = dir.join("logits.safetensors");
+        let run = lcnet(&[
+            "infer",
+            "-w",
+            weights.to_str().unwrap(),
+            "-t",
+            &golden("io"),
+            "-o",
+            out.to_str().unwrap(),
+            "--force",
+        ]);
+        assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+        Checkpoint::open(&out).unwrap().take_any("logits").unwrap().1
+    };
+    let reference = logits(&f32_file);
+    for (dtype, name) in [(Dtype::F16, "f16"), (Dtype::BF16, "bf16")] {
+        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+            .iter()
+            .map(|(n, s, d)| {
+                let half: Vec<u8> = match dtype {
+                    Dtype::F16 => d.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()).collect(),
+                    _ => d.iter().flat_map(|&v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+                };
+                (n.clone(), s.clone(), half)
+            })
+            .collect();
+        let views: Vec<(&str, TensorView)> =
+            bytes.iter().map(|(n, s, b)| (n.as_str(), TensorView::new(dtype, s.clone(), b).unwrap())).collect();
+        let file = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&file, safetensors::serialize(views, &None).unwrap()).unwrap();
+        let got = logits(&file);
+        assert_eq!(got.len(), reference.len());
+        assert!(
+            got.iter().zip(&reference).all(|(a, b)| a.to_bits() == b.to_bits()),
+            "{name}: {got:?} vs {reference:?}"
+        );
+    }
 }
 
 #[test]

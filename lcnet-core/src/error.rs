@@ -46,8 +46,8 @@ pub enum Error {
         /// The shape found.
         got: Vec<usize>,
     },
-    /// A tensor is stored in another dtype than f32.
-    #[error("{path}: tensor `{name}` has dtype {got}, expected F32")]
+    /// A tensor is stored in a dtype that is not read as f32.
+    #[error("{path}: tensor `{name}` has dtype {got}, expected F32, F16 or BF16")]
     WrongDtype {
         /// The file.
         path: PathBuf,

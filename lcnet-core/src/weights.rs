@@ -175,35 +175,46 @@ impl Checkpoint {
     fn read_f32(&self, name: &str, info: &TensorInfo) -> Result<Vec<f32>> {
         // Sized by the bytes the file holds, not by the shape it claims.
         let (start, end) = info.data_offsets;
-        let mut values = vec![0.0; end.saturating_sub(start) / 4];
+        let width = element_width(info.dtype).unwrap_or(4);
+        let mut values = vec![0.0; end.saturating_sub(start) / width];
         self.decode_f32(name, info, &mut values)?;
         Ok(values)
     }
 
-    /// Decodes f32 tensor `name` into `out` (its element count), refusing
-    /// other dtypes and non-finite values.
+    /// Decodes tensor `name` into `out` (its element count) as f32: f32 as
+    /// it is, f16 and bf16 widened exactly (Hugging Face's PaddleX
+    /// checkpoints store fp16); other dtypes and non-finite values are refused.
     fn decode_f32(&self, name: &str, info: &TensorInfo, out: &mut [f32]) -> Result<()> {
-        if info.dtype != Dtype::F32 {
-            return Err(Error::WrongDtype {
-                path: self.path.clone(),
-                name: name.to_string(),
-                got: format!("{:?}", info.dtype),
-            });
-        }
+        let width = element_width(info.dtype).ok_or_else(|| Error::WrongDtype {
+            path: self.path.clone(),
+            name: name.to_string(),
+            got: format!("{:?}", info.dtype),
+        })?;
         let (start, end) = info.data_offsets;
         let bytes = &self.bytes[self.data_start + start..self.data_start + end];
-        if bytes.len() != out.len() * 4 {
+        if bytes.len() != out.len() * width {
             return Err(Error::Invalid(format!(
                 "{}: tensor `{name}` holds {} bytes, its shape {:?} needs {}",
                 self.path.display(),
                 bytes.len(),
                 info.shape,
-                out.len() * 4
+                out.len() * width
             )));
         }
         // The data may sit at any byte offset in the file, so decode rather than cast.
-        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-            *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        match info.dtype {
+            Dtype::F16 => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(v, b)| *v = half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            Dtype::BF16 => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(2))
+                .for_each(|(v, b)| *v = half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            _ => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(4))
+                .for_each(|(v, b)| *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         }
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
             return Err(Error::Invalid(format!(
@@ -213,6 +224,15 @@ impl Checkpoint {
             )));
         }
         Ok(())
+    }
+}
+
+/// Bytes per element of the dtypes read as f32.
+fn element_width(dtype: Dtype) -> Option<usize> {
+    match dtype {
+        Dtype::F32 => Some(4),
+        Dtype::F16 | Dtype::BF16 => Some(2),
+        _ => None,
     }
 }
 
