@@ -90,7 +90,7 @@ def preprocess(path):
     mean = np.array([0.485, 0.456, 0.406], np.float32)
     std = np.array([0.229, 0.224, 0.225], np.float32)
     img = (img * np.float32(1 / 255) - mean) / std
-    return img.transpose(2, 0, 1)[None].astype(np.float32)
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
 
 
 def ort(images, onnx, tensors):
@@ -109,7 +109,7 @@ def ort(images, onnx, tensors):
     if tensors:
         from safetensors.numpy import save_file
 
-        save_file({"input": np.stack(inputs), "probs": np.stack(probs).astype(np.float32)}, tensors,
+        save_file({"input": np.ascontiguousarray(np.stack(inputs)), "probs": np.stack(probs).astype(np.float32)}, tensors,
                   metadata={"source": os.path.basename(onnx), "preprocess": "PaddleX textline_ori"})
 
 

