@@ -18,7 +18,8 @@ pub struct Args {
 /// Prints the tables or JSON.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     let variants = lcnet_zoo::variants();
-    let ready: Vec<Preset> = presets::all().into_iter().filter(|p| p.weights.is_some()).collect();
+    // The task presets (an architecture's own preset has its name).
+    let ready: Vec<Preset> = presets::all().into_iter().filter(|p| p.name != p.model).collect();
     if args.json {
         let mut rows: Vec<_> = variants
             .iter()
@@ -45,7 +46,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "labels": p.labels,
                 "params": params,
                 "macs": macs,
-                "embedded": true,
+                "embedded": p.weights.is_some(),
                 "description": p.description,
             }));
         }
@@ -61,10 +62,14 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     if !ready.is_empty() {
         println!("\n{:<20} {:<24} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
         for p in &ready {
-            println!("{:<20} {:<24} {:>7}  {} (embedded)", p.name, p.model, p.labels.len(), p.description);
+            let weights = if p.weights.is_some() { "embedded" } else { "needs --weights" };
+            println!("{:<20} {:<24} {:>7}  {} ({weights})", p.name, p.model, p.labels.len(), p.description);
         }
     }
-    println!("\n`lcnet run IMAGE` uses doc_ori; architectures need --weights (see `lcnet info NAME`).");
+    println!(
+        "\n`lcnet run IMAGE` uses doc_ori, `lcnet run --model textline_ori LINES` the text-line model; \
+         the others need --weights (see `lcnet info NAME`)."
+    );
     Ok(())
 }
 
