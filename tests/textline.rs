@@ -181,3 +181,110 @@ fn real_export_imports_unmodified() {
     let err = softmax_error(&logits, &tensor(ORT_TENSORS, "probs").1, 2);
     assert!(err <= 1e-4, "softmax of lcnet's logits differs from ONNX Runtime by {err}");
 }
+
+fn json_rows(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+#[test]
+fn upright_writes_every_page_turned_back() {
+    let dir = temp_dir("upright-pages");
+    let up = dir.join("up");
+    let run = lcnet(&["run", "--json", "--upright", up.to_str().unwrap(), "examples/pages"]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    for row in json_rows(&run) {
+        let file = row["file"].as_str().unwrap();
+        let angle: u64 = file.rsplit('_').next().unwrap().trim_end_matches(".png").parse().unwrap();
+        assert_eq!(row["turned_back"], angle, "{row}");
+        assert_eq!(row["rotated"], angle != 0, "{row}");
+        let (input, output) =
+            (image::open(Path::new(ROOT).join(file)).unwrap(), image::open(row["upright"].as_str().unwrap()).unwrap());
+        // Quarter turns swap the sides; the upright page is the 0-degree page.
+        let turned = angle % 180 == 90;
+        assert_eq!(
+            (output.width(), output.height()),
+            if turned { (input.height(), input.width()) } else { (input.width(), input.height()) }
+        );
+        let reference = image::open(Path::new(ROOT).join("examples/pages/page_0.png")).unwrap();
+        assert_eq!(output.to_rgb8(), reference.to_rgb8(), "{file} turned back is the upright page");
+    }
+    // The written pages are upright for the model too.
+    let again = lcnet(&["run", "--json", up.to_str().unwrap()]);
+    assert!(
+        json_rows(&again).iter().all(|r| r["top"][0]["label"] == "0"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
+
+#[test]
+fn upright_text_lines_keep_format_and_respect_min_prob() {
+    let dir = temp_dir("upright-lines");
+    let up = dir.join("up");
+    let run = lcnet(&[
+        "run",
+        "--model",
+        "textline_ori",
+        "--json",
+        "--upright",
+        up.to_str().unwrap(),
+        "--min-prob",
+        "0.9999",
+        "tests/data/textlines/line03_180.jpg",
+        "tests/data/textlines/line14_180.png",
+        "tests/data/textlines/line00_180.png",
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let rows = json_rows(&run);
+    // ORT's probabilities for these lines: 0.99999976, 0.9953 (below 0.9999), 0.9999994.
+    let rotated: Vec<bool> = rows.iter().map(|r| r["rotated"].as_bool().unwrap()).collect();
+    assert_eq!(rotated, [true, false, true], "{rows:?}");
+    let jpeg = std::fs::read(up.join("line03_180.jpg")).unwrap();
+    assert_eq!(&jpeg[..3], [0xff, 0xd8, 0xff], "a JPEG stays a JPEG");
+    let kept = image::open(up.join("line14_180.png")).unwrap().to_rgb8();
+    assert_eq!(kept, image::open(Path::new(ROOT).join("tests/data/textlines/line14_180.png")).unwrap().to_rgb8());
+    let turned = image::open(up.join("line00_180.png")).unwrap().to_rgb8();
+    assert_eq!(turned, image::open(Path::new(ROOT).join("tests/data/textlines/line00_0.png")).unwrap().to_rgb8());
+}
+
+#[test]
+fn upright_never_overwrites_inputs_or_unasked_files() {
+    let dir = temp_dir("upright-refusals");
+    let line = "tests/data/textlines/line00_180.png";
+    let up = dir.join("up");
+    let up_str = up.to_str().unwrap();
+    let first = lcnet(&["run", "-m", "textline_ori", "--upright", up_str, line]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    // An existing output: only --force replaces it.
+    let again = lcnet(&["run", "-m", "textline_ori", "--upright", up_str, line]);
+    assert_eq!(again.status.code(), Some(3));
+    assert!(stderr(&again).contains("exists; pass --force"), "{}", stderr(&again));
+    let forced = lcnet(&["run", "-m", "textline_ori", "--upright", up_str, "--force", line]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(std::fs::read_dir(&up).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().ends_with(".tmp")));
+
+    // The folder of the inputs.
+    let copy = dir.join("lines");
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(Path::new(ROOT).join(line), copy.join("a.png")).unwrap();
+    let same = lcnet(&["run", "-m", "textline_ori", "--upright", copy.to_str().unwrap(), copy.to_str().unwrap()]);
+    assert_eq!(same.status.code(), Some(1));
+    assert!(stderr(&same).contains("is one of the inputs"), "{}", stderr(&same));
+    // An output name that is a link to the input, even with --force.
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(copy.join("a.png"), out.join("a.png")).unwrap();
+    let before = std::fs::read(copy.join("a.png")).unwrap();
+    let link =
+        lcnet(&["run", "-m", "textline_ori", "--upright", out.to_str().unwrap(), "--force", copy.to_str().unwrap()]);
+    assert_eq!(link.status.code(), Some(3), "{}", stderr(&link));
+    assert!(stderr(&link).contains("never overwrites an input"), "{}", stderr(&link));
+    assert_eq!(std::fs::read(copy.join("a.png")).unwrap(), before);
+
+    // A model whose labels are not angles (2 ImageNet-style classes "0", "1").
+    let weights = "lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors";
+    let no_angles = lcnet(&["run", "-m", "pplcnet_x0_25", "-w", weights, "--upright", up_str, line]);
+    assert_eq!(no_angles.status.code(), Some(1));
+    assert!(stderr(&no_angles).contains("labels are angles"), "{}", stderr(&no_angles));
+}

@@ -106,7 +106,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             .or_else(|_| lcnet_zoo::Classifier::open(None, args.weights.as_deref()))?;
         let mut out = vec![0.0; classifier.input_len()];
         let mut times = Vec::new();
-        for path in files.iter().cycle().take(files.len().max(10)) {
+        for path in files.iter().map(|f| &f.path).cycle().take(files.len().max(10)) {
             let start = Instant::now();
             let image = images::decode(path, true).with_context(|| path.display().to_string())?;
             classifier.preprocess_into(&image, &mut out)?;

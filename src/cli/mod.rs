@@ -10,6 +10,7 @@ mod info;
 mod list;
 mod run;
 mod tensor_arg;
+mod upright;
 mod verify;
 
 use clap::{Parser, Subcommand};

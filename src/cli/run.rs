@@ -2,7 +2,7 @@
 //! document-orientation model.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::images;
+use super::upright::{Upright, Written};
 
 /// Exit code when some images could not be read (the others were classified).
 pub const EXIT_SOME_FAILED: u8 = 3;
@@ -21,6 +22,8 @@ pub const EXIT_SOME_FAILED: u8 = 3;
 #[command(after_help = "Examples:\n  \
     lcnet run examples/pages/                      # orientation of every page image in a folder\n  \
     lcnet run --json scan.jpg                      # one JSON object per image\n  \
+    lcnet run --model textline_ori lines/           # text lines: 0_degree or 180_degree\n  \
+    lcnet run --upright upright/ scans/            # also write every page turned upright\n  \
     lcnet run --model pplcnet_x1_0 --weights imagenet.safetensors --top 5 cat.jpg\n\n\
     Exit codes: 0 all images classified, 1 error, 2 bad usage, 3 some images could not be read.")]
 pub struct Args {
@@ -37,7 +40,8 @@ pub struct Args {
     /// How many classes to report per image.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     top: u32,
-    /// One JSON object per line: {"file", "top": [{"index", "label", "prob"}]}.
+    /// One JSON object per line: {"file", "top": [{"index", "label", "prob"}]}, with --upright also
+    /// "upright" (the file written), "rotated" and "turned_back" (degrees).
     #[arg(long)]
     json: bool,
     /// Images per forward pass.
@@ -49,12 +53,30 @@ pub struct Args {
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
+    /// Also write every image turned upright by the predicted angle into this folder (orientation
+    /// models: doc_ori turns back 90/180/270 degrees, textline_ori 180), with the same file name,
+    /// sub-folder and format, EXIF orientation applied first. Inputs are never overwritten.
+    #[arg(long, value_name = "DIR")]
+    upright: Option<PathBuf>,
+    /// With --upright: leave an image as it is (copied unrotated, `"rotated": false`) when the top
+    /// probability is below P.
+    #[arg(long, value_name = "P", requires = "upright", default_value_t = 0.0)]
+    min_prob: f32,
+    /// With --upright: replace existing regular files in DIR.
+    #[arg(long, requires = "upright")]
+    force: bool,
 }
 
 /// Classifies every image; returns the number of images that failed.
 pub fn run(args: &Args) -> anyhow::Result<usize> {
     super::set_threads(args.threads)?;
     let classifier = Classifier::open(args.model.as_deref(), args.weights.as_deref())?;
+    let upright = match &args.upright {
+        Some(dir) => {
+            Some(Upright::new(dir, &classifier.labels, &args.images, args.min_prob, args.force, !args.ignore_exif)?)
+        }
+        None => None,
+    };
     let (files, mut failed) = images::collect(&args.images);
     for (path, why) in &failed {
         eprintln!("lcnet: error: {}: {why}", path.display());
@@ -78,8 +100,8 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
         // Decode and preprocess in parallel; keep the order of the files.
         let prepared: Vec<anyhow::Result<Vec<f32>>> = chunk
             .par_iter()
-            .map(|path| {
-                let image = images::decode(path, !args.ignore_exif)?;
+            .map(|file| {
+                let image = images::decode(&file.path, !args.ignore_exif)?;
                 let mut tensor = vec![0.0; per_image];
                 classifier.preprocess_into(&image, &mut tensor)?;
                 Ok(tensor)
@@ -87,24 +109,47 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
             .collect();
         let mut ok_files = Vec::new();
         let mut batch = Vec::with_capacity(chunk.len() * per_image);
-        for (path, result) in chunk.iter().zip(prepared) {
+        for (file, result) in chunk.iter().zip(prepared) {
             match result {
                 Ok(tensor) => {
-                    ok_files.push(path);
+                    ok_files.push(file);
                     batch.extend_from_slice(&tensor);
                 }
                 Err(e) => {
-                    bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", path.display()));
-                    failed.push((path.clone(), format!("{e:#}")));
+                    bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", file.path.display()));
+                    failed.push((file.path.clone(), format!("{e:#}")));
                 }
             }
         }
         if !ok_files.is_empty() {
             let input = ArrayView4::from_shape((ok_files.len(), 3, in_h, in_w), &batch)?;
             let probs = classifier.probabilities(input, &mut ws)?;
-            for (path, row) in ok_files.iter().zip(probs.rows()) {
-                let top = classifier.top(row.as_slice().expect("contiguous row"), args.top as usize);
-                let line = if args.json { json_line(path, &top) } else { text_line(path, &top) };
+            let tops: Vec<Vec<Prediction>> = probs
+                .rows()
+                .into_iter()
+                .map(|row| classifier.top(row.as_slice().expect("contiguous row"), args.top as usize))
+                .collect();
+            // Upright copies are re-decoded and encoded in parallel.
+            let written: Vec<Option<anyhow::Result<Written>>> = ok_files
+                .par_iter()
+                .zip(&tops)
+                .map(|(file, top)| upright.as_ref().map(|u| u.write(file, top[0].index, top[0].prob)))
+                .collect();
+            for ((file, top), written) in ok_files.iter().zip(&tops).zip(written) {
+                let written = match written {
+                    Some(Err(e)) => {
+                        bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", file.path.display()));
+                        failed.push((file.path.clone(), format!("{e:#}")));
+                        None
+                    }
+                    Some(Ok(w)) => Some(w),
+                    None => None,
+                };
+                let line = if args.json {
+                    json_line(&file.path, top, written.as_ref())
+                } else {
+                    text_line(&file.path, top, written.as_ref())
+                };
                 bar.suspend(|| writeln!(stdout, "{line}"))?;
             }
         }
@@ -112,17 +157,28 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
     }
     bar.finish_and_clear();
     if !failed.is_empty() {
-        eprintln!("lcnet: {} input(s) could not be classified; the others were", failed.len());
+        eprintln!("lcnet: {} input(s) could not be classified (or written upright); the others were", failed.len());
     }
     Ok(failed.len())
 }
 
-fn text_line(path: &std::path::Path, top: &[Prediction]) -> String {
+fn text_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> String {
     let classes: Vec<String> = top.iter().map(|p| format!("{} ({:.3})", p.label, p.prob)).collect();
-    format!("{}: {}", path.display(), classes.join(", "))
+    let upright = match written {
+        Some(w) if w.rotated => format!(" -> {} (turned back {} degrees)", w.path.display(), w.turned_back),
+        Some(w) => format!(" -> {} (as it is)", w.path.display()),
+        None => String::new(),
+    };
+    format!("{}: {}{upright}", path.display(), classes.join(", "))
 }
 
-fn json_line(path: &std::path::Path, top: &[Prediction]) -> String {
+fn json_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> String {
     let top: Vec<_> = top.iter().map(|p| json!({"index": p.index, "label": p.label, "prob": p.prob})).collect();
-    json!({"file": path.display().to_string(), "top": top}).to_string()
+    let mut line = json!({"file": path.display().to_string(), "top": top});
+    if let Some(w) = written {
+        line["upright"] = json!(w.path.display().to_string());
+        line["rotated"] = json!(w.rotated);
+        line["turned_back"] = json!(w.turned_back);
+    }
+    line.to_string()
 }
