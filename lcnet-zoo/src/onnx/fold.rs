@@ -124,7 +124,7 @@ fn reshape_dims(shape: &[usize], target: &[i64], allow_zero: bool) -> Result<Vec
     }
     if let Some(i) = infer {
         let known: usize = dims.iter().product();
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(format!("Reshape of {shape:?} to {target:?}"));
         }
         dims[i] = count / known;
