@@ -73,6 +73,12 @@ fn list_json_has_paddleclas_params_and_macs() {
         ("pplcnet_x1_5", 4_499_832, 334_188_416),
         ("pplcnet_x2_0", 6_521_512, 580_194_816),
         ("pplcnet_x2_5", 9_017_560, 893_719_680),
+        // The text-line table at 80x160, 2 classes: PaddleClas
+        // PPLCNet(scale=0.25, stride_list=[2, [2, 1] x 4]) (examples/custom-net/data),
+        // and the real PP-LCNet_x1_0_textline_ori export's weights and convs
+        // (tools/textline_reference.py count).
+        ("pplcnet_textline_x0_25", 242_746, 23_214_080),
+        ("pplcnet_textline_x1_0", 1_674_082, 292_979_200),
     ];
     let rows: Vec<&serde_json::Value> =
         rows.as_array().unwrap().iter().filter(|r| r["kind"] == "architecture").collect();

@@ -54,6 +54,43 @@ fn transformers_folder_and_its_safetensors_match_transformers() {
     check("hf_pp_lcnet_x0_25_c3/model.safetensors", "hf_pp_lcnet_x0_25_c3", "pplcnet_x0_25");
 }
 
+/// Hugging Face's PaddleX checkpoints (`PP-LCNet_x1_0_table_cls_safetensors`)
+/// store fp16: the same folder with every tensor in f16 loads, widened, and
+/// stays within fp16's rounding of transformers' logits.
+#[test]
+fn a_transformers_folder_in_fp16_loads_widened() {
+    let mut ck = Checkpoint::open(data("hf_pp_lcnet_x0_25_c3/model.safetensors")).unwrap();
+    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
+    let mut header = serde_json::Map::new();
+    let mut bytes = Vec::new();
+    // (BN's integer step counters are left out: lcnet skips them anyway.)
+    for name in names.into_iter().filter(|n| !n.ends_with("num_batches_tracked")) {
+        let (shape, values) = ck.take_any(&name).unwrap();
+        let start = bytes.len();
+        bytes.extend(values.iter().flat_map(|&v| half::f16::from_f32(v).to_le_bytes()));
+        let entry = serde_json::json!({"dtype": "F16", "shape": shape, "data_offsets": [start, bytes.len()]});
+        header.insert(name, entry);
+    }
+    let header = serde_json::to_vec(&header).unwrap();
+    let dir = std::env::temp_dir().join(format!("lcnet-formats-fp16-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file: Vec<u8> = [&(header.len() as u64).to_le_bytes()[..], &header, &bytes].concat();
+    std::fs::write(dir.join("model.safetensors"), file).unwrap();
+    std::fs::copy(data("hf_pp_lcnet_x0_25_c3/config.json"), dir.join("config.json")).unwrap();
+
+    let mut ck = formats::open(&dir).unwrap();
+    let net = lcnet_zoo::load(&mut ck, None).unwrap();
+    let mut io = Checkpoint::open(data("hf_pp_lcnet_x0_25_c3.io.safetensors")).unwrap();
+    let (shape, input) = io.take_any("input").unwrap();
+    let (_, want) = io.take_any("logits").unwrap();
+    let input = ArrayView4::from_shape((shape[0], shape[1], shape[2], shape[3]), &input).unwrap();
+    let got = net.forward(input, &mut Workspace::new()).unwrap();
+    let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() <= 2e-2 * scale, "fp16 weights: {a} vs transformers {b}");
+    }
+}
+
 #[test]
 fn conversion_reports_its_source_and_keeps_every_tensor() {
     let pd = formats::read(&data("x0_25_c10.pdparams")).unwrap();
