@@ -170,8 +170,9 @@ fn pick_variant(layers: &[Found], input: Option<[usize; 2]>) -> std::result::Res
         "the graph is a PP-LCNet (stem {:?}, last conv {:?}, strides {}, input {}), but no compiled architecture \
          has its channels and strides; compiled: {}. The text-line architecture is the cargo feature \
          textline_x0_25 / textline_x1_0. For another one, copy lcnet-zoo/configs/pp_lcnet_textline.toml, set its \
-         `widths`, `input` and block strides to the graph's, and generate it with `lcnet_zoo::network!` in your \
-         own crate (examples/custom-net shows how), or add it to lcnet-zoo/src/lib.rs to import it with this CLI",
+         `widths`, `input` and block strides to the graph's, and either add it to lcnet-zoo (src/lib.rs, \
+         src/registry.rs) so that this CLI imports it, or generate it with `lcnet_zoo::network!` in your own \
+         crate and load the PaddleClas checkpoint there (examples/custom-net shows how)",
         layers.first().map(Found::signature_shape).unwrap_or_default(),
         layers.last().map(Found::signature_shape).unwrap_or_default(),
         dw_strides.join(", "),
