@@ -8,7 +8,8 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-const VARIANTS: [&str; 8] = ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"];
+const VARIANTS: [&str; 10] =
+    ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5", "textline_x0_25", "textline_x1_0"];
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
