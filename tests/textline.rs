@@ -288,3 +288,45 @@ fn upright_never_overwrites_inputs_or_unasked_files() {
     assert_eq!(no_angles.status.code(), Some(1));
     assert!(stderr(&no_angles).contains("labels are angles"), "{}", stderr(&no_angles));
 }
+
+#[test]
+fn a_bare_textline_checkpoint_imports_as_the_presets_architecture() {
+    // The text-line x1.0 has the ImageNet x1.0's tensor shapes (only strides
+    // differ): a checkpoint without metadata, as a .pdparams gives, is the
+    // text-line architecture when imported with its preset.
+    let dir = temp_dir("bare");
+    let mut ck = Checkpoint::open(Path::new(ROOT).join(EMBEDDED)).unwrap();
+    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .into_iter()
+        .map(|n| {
+            let (shape, data) = ck.take_any(&n).unwrap();
+            (n, shape, data)
+        })
+        .collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let bare = dir.join("bare.safetensors");
+    lcnet_core::weights::save_f32(&bare, &views, &Default::default()).unwrap();
+
+    let out = dir.join("textline.safetensors");
+    let run = lcnet(&["import", bare.to_str().unwrap(), "--preset", "textline_ori", "-o", out.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let meta = Checkpoint::open(&out).unwrap().metadata().clone();
+    assert_eq!(meta.get("model").map(String::as_str), Some("pplcnet_textline_x1_0"));
+    let logits = infer(&dir, out.to_str().unwrap(), &format!("{ORT_TENSORS}:input"), &[]);
+    let err = softmax_error(&logits, &tensor(ORT_TENSORS, "probs").1, 2);
+    assert!(err <= 1e-4, "softmax of lcnet's logits differs from ONNX Runtime by {err}");
+
+    // Without the preset the shapes alone say ImageNet x1.0.
+    let plain = dir.join("plain.safetensors");
+    let run = lcnet(&["import", bare.to_str().unwrap(), "-o", plain.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(String::from_utf8_lossy(&run.stdout).contains("pplcnet_x1_0"), "{}", String::from_utf8_lossy(&run.stdout));
+
+    // An ONNX graph, whose strides say what it is, is not given another architecture's preset.
+    let onnx = "lcnet-zoo/tests/golden/x0_25_c2_80x160.onnx";
+    let run = lcnet(&["import", onnx, "--preset", "textline_ori", "-o", dir.join("no.safetensors").to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(stderr(&run).contains("the graph is pplcnet_x0_25, but preset textline_ori is for"), "{}", stderr(&run));
+}

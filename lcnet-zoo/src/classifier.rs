@@ -70,14 +70,8 @@ impl Classifier {
             Some(name) => Some(presets::find(name)?),
             None => None,
         };
-        // The preset's architecture, or of its architectures the one the
-        // checkpoint names or has the shapes of.
         let arch = match &preset {
-            Some(p) => {
-                let named = meta.get("model").and_then(|m| p.models().find(|a| a == m));
-                let by_shape = || p.models().find(|a| crate::find(a).is_ok_and(|v| v.matches(ck)));
-                Some(named.or_else(by_shape).unwrap_or(p.model).to_string())
-            }
+            Some(p) => Some(p.architecture_for(ck).to_string()),
             None => meta.get("model").cloned(),
         };
         let net = crate::load(ck, arch.as_deref())?;

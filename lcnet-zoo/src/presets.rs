@@ -1,7 +1,7 @@
 //! Presets: a model plus what a user needs to run it on images (labels,
 //! preprocessing, provenance, and for `doc_ori` the weights themselves).
 
-use lcnet_core::{Error, Result};
+use lcnet_core::{Checkpoint, Error, Result};
 use serde::{Deserialize, Serialize};
 
 /// Channel order fed to the network.
@@ -243,6 +243,15 @@ impl Preset {
     /// The compiled architectures this preset's checkpoints may have.
     pub fn models(&self) -> impl Iterator<Item = &'static str> + '_ {
         std::iter::once(self.model).chain(self.other_models.iter().copied()).filter(|m| crate::find(m).is_ok())
+    }
+
+    /// Of [`models`](Self::models), the one `ck` names in its `model`
+    /// metadata, else the first whose shapes it has, else the preset's own
+    /// (whose loader then names the first tensor that does not fit).
+    pub fn architecture_for(&self, ck: &Checkpoint) -> &'static str {
+        let named = ck.metadata().get("model").and_then(|m| self.models().find(|a| a == m));
+        let by_shape = || self.models().find(|a| crate::find(a).is_ok_and(|v| v.matches(ck)));
+        named.or_else(by_shape).unwrap_or(self.model)
     }
 }
 

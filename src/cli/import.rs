@@ -48,6 +48,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         Some(name) => lcnet_zoo::presets::find(name)?,
         None => lcnet_zoo::presets::for_model(imported.variant.name)?,
     };
+    if !preset.models().any(|m| m == imported.variant.name) {
+        bail!(
+            "{}: the graph is {}, but preset {} is for {}",
+            args.model.display(),
+            imported.variant.name,
+            preset.name,
+            preset.models().collect::<Vec<_>>().join(" or ")
+        );
+    }
     if imported.labels.is_none() && preset.labels.len() == imported.classes {
         imported.labels = Some(preset.labels.iter().map(|s| s.to_string()).collect());
     }
@@ -86,11 +95,18 @@ fn is_onnx(path: &Path) -> bool {
 fn convert(args: &Args) -> anyhow::Result<()> {
     let converted = lcnet_zoo::formats::read(&args.model)?;
     // Load the result once: it must be a complete PP-LCNet of some width.
+    // With a preset, its architecture (the text-line x1.0 has the shapes of
+    // the ImageNet x1.0: only the preset tells them apart).
     let mut ck = converted.to_checkpoint()?;
-    let net = lcnet_zoo::load(&mut ck, None)?;
-    let variant = net.variant();
     let preset = match &args.preset {
-        Some(name) => lcnet_zoo::presets::find(name)?,
+        Some(name) => Some(lcnet_zoo::presets::find(name)?),
+        None => None,
+    };
+    let arch = preset.as_ref().map(|p| p.architecture_for(&ck));
+    let net = lcnet_zoo::load(&mut ck, arch)?;
+    let variant = net.variant();
+    let preset = match preset {
+        Some(p) => p,
         None => lcnet_zoo::presets::for_model(variant.name)?,
     };
     let file = &converted.file;
