@@ -34,9 +34,22 @@ pub fn resize_short_size(width: usize, height: usize, target: usize) -> (usize, 
 /// antialiasing when shrinking), rounded back to 8 bits. OpenCV's fixed-point
 /// arithmetic can differ from this by one level on some pixels.
 pub fn resize_bilinear(src: &Image8, width: usize, height: usize) -> Image8 {
-    let taps = |out: usize, inp: usize| -> Vec<(usize, usize, f32)> {
+    resize_bilinear_window(src, (width, height), (0, 0), (width, height))
+}
+
+/// The `w` x `h` window at `(x0, y0)` of `src` resized to `size` (width,
+/// height) by [`resize_bilinear`], computed without the rest: the same
+/// pixels, bit for bit, in memory bounded by the window whatever `size` is
+/// (a 1x5000 strip resized to 256x1280000 for a 224 crop).
+pub fn resize_bilinear_window(
+    src: &Image8,
+    size: (usize, usize),
+    (x0, y0): (usize, usize),
+    (w, h): (usize, usize),
+) -> Image8 {
+    let taps = |range: std::ops::Range<usize>, out: usize, inp: usize| -> Vec<(usize, usize, f32)> {
         let scale = inp as f64 / out as f64;
-        (0..out)
+        range
             .map(|o| {
                 let f = (o as f64 + 0.5) * scale - 0.5;
                 let mut i0 = f.floor() as isize;
@@ -54,8 +67,8 @@ pub fn resize_bilinear(src: &Image8, width: usize, height: usize) -> Image8 {
             })
             .collect()
     };
-    let (xs, ys) = (taps(width, src.width), taps(height, src.height));
-    let mut data = vec![0u8; width * height * 3];
+    let (xs, ys) = (taps(x0..x0 + w, size.0, src.width), taps(y0..y0 + h, size.1, src.height));
+    let mut data = vec![0u8; w * h * 3];
     let px = |x: usize, y: usize, c: usize| src.data[(y * src.width + x) * 3 + c] as f32;
     for (oy, &(y0, y1, fy)) in ys.iter().enumerate() {
         for (ox, &(x0, x1, fx)) in xs.iter().enumerate() {
@@ -63,11 +76,11 @@ pub fn resize_bilinear(src: &Image8, width: usize, height: usize) -> Image8 {
                 let top = px(x0, y0, c) * (1.0 - fx) + px(x1, y0, c) * fx;
                 let bottom = px(x0, y1, c) * (1.0 - fx) + px(x1, y1, c) * fx;
                 let v = top * (1.0 - fy) + bottom * fy;
-                data[(oy * width + ox) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
+                data[(oy * w + ox) * 3 + c] = v.round().clamp(0.0, 255.0) as u8;
             }
         }
     }
-    Image8 { data, width, height }
+    Image8 { data, width: w, height: h }
 }
 
 /// The centred `size` x `size` window, as PaddleX's `Crop(mode="C")`: starts at
@@ -123,6 +136,27 @@ mod tests {
         let src = Image8 { data: vec![0, 0, 0, 200, 200, 200], width: 2, height: 1 };
         let out = resize_bilinear(&src, 4, 1);
         assert_eq!(out.data.chunks(3).map(|p| p[0]).collect::<Vec<_>>(), vec![0, 50, 150, 200]);
+    }
+
+    #[test]
+    fn a_resized_window_is_the_crop_of_the_full_resize_bit_for_bit() {
+        // Pseudo-random pixels; sizes that shrink, enlarge and keep each axis.
+        let mut seed = 12345u32;
+        for (w, h, target, crop) in [(640, 480, 256, 224), (97, 301, 256, 224), (3, 700, 64, 50), (300, 300, 300, 300)]
+        {
+            let data = (0..w * h * 3)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (seed >> 24) as u8
+                })
+                .collect();
+            let src = Image8 { data, width: w, height: h };
+            let (rw, rh) = resize_short_size(w, h, target);
+            let full = center_crop(&resize_bilinear(&src, rw, rh), crop).unwrap();
+            let origin = ((rw - crop) / 2, (rh - crop) / 2);
+            let window = resize_bilinear_window(&src, (rw, rh), origin, (crop, crop));
+            assert_eq!(window, full, "{w}x{h} -> {rw}x{rh}, crop {crop}");
+        }
     }
 
     #[test]
