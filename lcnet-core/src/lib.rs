@@ -19,6 +19,7 @@
 
 pub mod aligned;
 pub mod error;
+pub mod files;
 pub mod kernels;
 pub mod layers;
 pub mod network;

@@ -2,7 +2,6 @@
 //! key accounted for) and the NCHW tensors that `lcnet infer` runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::File;
 use std::ops::DerefMut;
 use std::path::{Path, PathBuf};
 
@@ -58,7 +57,7 @@ impl Checkpoint {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let io_err = |source| Error::Io { path: path.clone(), source };
-        let file = File::open(&path).map_err(io_err)?;
+        let file = crate::files::open_regular(&path)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len < 8 {
             return Err(Error::BadFile { path, reason: format!("file is {len} bytes long, too short for a header") });

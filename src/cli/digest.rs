@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 
 /// The sha256 of a file, as lowercase hex.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let mut file = lcnet_zoo::lcnet_core::files::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {

@@ -90,7 +90,7 @@ pub fn read(path: &Path) -> Result<Converted> {
     let encoding = encoding(&file)?;
     let (tensors, metadata) = match encoding {
         Encoding::Pdparams => {
-            let bytes = std::fs::read(&file).map_err(|source| Error::Io { path: file.clone(), source })?;
+            let bytes = lcnet_core::files::read_regular(&file)?;
             let tensors =
                 pdparams::read(&bytes).map_err(|e| invalid(&file, format!("not a readable .pdparams: {e}")))?;
             (tensors, BTreeMap::new())
@@ -144,7 +144,7 @@ fn checkpoint_file(path: &Path) -> Result<PathBuf> {
 fn encoding(file: &Path) -> Result<Encoding> {
     use std::io::Read;
     let mut head = [0u8; 4];
-    let mut f = std::fs::File::open(file).map_err(|source| Error::Io { path: file.to_path_buf(), source })?;
+    let mut f = lcnet_core::files::open_regular(file)?;
     let n = f.read(&mut head).map_err(|source| Error::Io { path: file.to_path_buf(), source })?;
     let head = &head[..n];
     if pdparams::looks_like_pickle(head) {
@@ -176,7 +176,8 @@ fn transformers_config(file: &Path) -> Result<TransformersConfig> {
     let Some(path) = file.parent().map(|d| d.join("config.json")).filter(|c| c.is_file()) else {
         return Ok(config);
     };
-    let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+    let bytes = lcnet_core::files::read_regular(&path)?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid(&path, "not UTF-8 text"))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(&path, format!("not valid JSON: {e}")))?;
     if let Some(p) = json.get("hidden_dropout_prob") {

@@ -64,7 +64,7 @@ impl Found {
 
 /// Reads and converts `path`.
 pub fn import(path: &Path) -> Result<Imported> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let bytes = lcnet_core::files::read_regular(path)?;
     let fail = |reason: String| Error::Import { path: path.to_path_buf(), reason };
     let model = proto::ModelProto::decode(bytes.as_slice())
         .map_err(|e| fail(format!("not a readable ONNX model (truncated or not protobuf): {e}")))?;
