@@ -108,7 +108,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         let mut times = Vec::new();
         for path in files.iter().map(|f| &f.path).cycle().take(files.len().max(10)) {
             let start = Instant::now();
-            let image = images::decode(path, true).with_context(|| path.display().to_string())?;
+            let image = images::decode(path, true, &images::ImageLimits::default())
+                .with_context(|| path.display().to_string())?;
             classifier.preprocess_into(&image, &mut out)?;
             times.push(start.elapsed());
         }

@@ -50,6 +50,11 @@ pub struct Args {
     /// Do not turn images upright by their EXIF orientation tag.
     #[arg(long)]
     ignore_exif: bool,
+    /// Refuse images larger than this many pixels (width x height), read from the header before
+    /// decoding; the other images still run. Sides are limited to 65535.
+    #[arg(long, value_name = "N", default_value_t = images::ImageLimits::default().max_pixels,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    max_pixels: u64,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -71,10 +76,15 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<usize> {
     super::set_threads(args.threads)?;
     let classifier = Classifier::open(args.model.as_deref(), args.weights.as_deref())?;
+    let limits = images::ImageLimits { max_pixels: args.max_pixels, ..Default::default() };
     let upright = match &args.upright {
-        Some(dir) => {
-            Some(Upright::new(dir, &classifier.labels, &args.images, args.min_prob, args.force, !args.ignore_exif)?)
-        }
+        Some(dir) => Some(Upright::new(
+            dir,
+            &classifier.labels,
+            &args.images,
+            (args.min_prob, args.force),
+            (!args.ignore_exif, limits),
+        )?),
         None => None,
     };
     let (files, mut failed) = images::collect(&args.images);
@@ -101,7 +111,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
         let prepared: Vec<anyhow::Result<Vec<f32>>> = chunk
             .par_iter()
             .map(|file| {
-                let image = images::decode(&file.path, !args.ignore_exif)?;
+                let image = images::decode(&file.path, !args.ignore_exif, &limits)?;
                 let mut tensor = vec![0.0; per_image];
                 classifier.preprocess_into(&image, &mut tensor)?;
                 Ok(tensor)

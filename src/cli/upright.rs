@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use image::{DynamicImage, ImageFormat};
 
-use super::images::{self, ImageFile};
+use super::images::{self, ImageFile, ImageLimits};
 
 /// JPEG quality of rotated JPEG outputs (the input's own is not recorded in the file).
 const JPEG_QUALITY: u8 = 95;
@@ -29,6 +29,7 @@ pub struct Upright {
     min_prob: f32,
     force: bool,
     apply_exif: bool,
+    limits: ImageLimits,
     /// The inputs, resolved, which must never be written.
     inputs: Vec<PathBuf>,
 }
@@ -54,14 +55,14 @@ fn label_angle(label: &str) -> Option<u16> {
 
 impl Upright {
     /// Checks that the model answers with angles and that `dir` is a folder
-    /// (or can be made one) that is none of the `inputs`.
+    /// (or can be made one) that is none of the `inputs`. `(min_prob, force)`
+    /// are the flags; `(apply_exif, limits)` how images are decoded.
     pub fn new(
         dir: &Path,
         labels: &[String],
         inputs: &[PathBuf],
-        min_prob: f32,
-        force: bool,
-        apply_exif: bool,
+        (min_prob, force): (f32, bool),
+        (apply_exif, limits): (bool, ImageLimits),
     ) -> anyhow::Result<Self> {
         let angles: Option<Vec<u16>> = labels.iter().map(|l| label_angle(l)).collect();
         let Some(angles) = angles else {
@@ -84,7 +85,7 @@ impl Upright {
         if inputs.contains(&resolved) {
             bail!("{}: --upright folder is one of the inputs; name another folder", dir.display());
         }
-        Ok(Upright { dir: dir.to_path_buf(), angles, min_prob, force, apply_exif, inputs })
+        Ok(Upright { dir: dir.to_path_buf(), angles, min_prob, force, apply_exif, limits, inputs })
     }
 
     /// Writes `file` turned upright for class `class` at probability `prob`.
@@ -93,7 +94,7 @@ impl Upright {
         let confident = prob >= self.min_prob;
         let angle = if confident { self.angles[class] } else { 0 };
         self.check_destination(&file.path, &out)?;
-        let (image, format) = images::decode_image(&file.path, self.apply_exif)?;
+        let (image, format) = images::decode_image(&file.path, self.apply_exif, &self.limits)?;
         let upright = turn_back(image, angle);
         let bytes = encode(&upright, format)?;
         if let Some(parent) = out.parent() {
