@@ -17,6 +17,7 @@
 mod fold;
 mod graph;
 pub mod proto;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -65,8 +66,14 @@ impl Found {
 /// Reads and converts `path`.
 pub fn import(path: &Path) -> Result<Imported> {
     let bytes = lcnet_core::files::read_regular(path)?;
+    import_bytes(path, &bytes)
+}
+
+/// Converts the ONNX model in `bytes`; `path` names it in messages.
+pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported> {
     let fail = |reason: String| Error::Import { path: path.to_path_buf(), reason };
-    let model = proto::ModelProto::decode(bytes.as_slice())
+    wire::check_decoded_size(bytes).map_err(fail)?;
+    let model = proto::ModelProto::decode(bytes)
         .map_err(|e| fail(format!("not a readable ONNX model (truncated or not protobuf): {e}")))?;
     let graph = model.graph.as_ref().ok_or_else(|| fail("the ONNX model has no graph".into()))?;
     let input = graph.input.iter().find(|i| !graph.initializer.iter().any(|t| t.name == i.name));
