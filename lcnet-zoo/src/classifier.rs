@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use lcnet_core::ndarray::{Array2, ArrayView4};
-use lcnet_core::preprocess::{normalize_chw, resize_bilinear, resize_bilinear_window, resize_short_size, Image8};
+use lcnet_core::preprocess::Image8;
 use lcnet_core::{Checkpoint, Error, Network, Result, Workspace};
 
-use crate::presets::{self, ChannelOrder, Interpolation, Preprocess, Sizing};
+use crate::presets::{self, Preprocess};
 
 /// A loaded model ready for images.
 pub struct Classifier {
@@ -113,28 +113,7 @@ impl Classifier {
 
     /// Preprocesses one RGB image into `out` (`input_len()` values).
     pub fn preprocess_into(&self, image: &Image8, out: &mut [f32]) -> Result<()> {
-        let p = &self.preprocess;
-        let Interpolation::Bilinear = p.interpolation;
-        let input = match p.sizing {
-            Sizing::ShortSideCrop { resize_short, crop } => {
-                // Only the window the crop keeps is resized: memory stays
-                // bounded by the crop whatever the aspect ratio.
-                let (w, h) = resize_short_size(image.width, image.height, resize_short as usize);
-                let crop = crop as usize;
-                if w < crop || h < crop {
-                    return Err(Error::Invalid(format!(
-                        "image of {}x{} is {w}x{h} after resizing, smaller than the {crop} crop",
-                        image.width, image.height
-                    )));
-                }
-                resize_bilinear_window(image, (w, h), ((w - crop) / 2, (h - crop) / 2), (crop, crop))
-            }
-            Sizing::Stretch { resize_width, resize_height } => {
-                resize_bilinear(image, resize_width as usize, resize_height as usize)
-            }
-        };
-        normalize_chw(&input, p.scale, p.mean, p.std, p.channel_order == ChannelOrder::Bgr, out);
-        Ok(())
+        self.preprocess.apply(image, out)
     }
 
     /// Runs a preprocessed batch `[n, 3, crop, crop]`; returns softmax probabilities.

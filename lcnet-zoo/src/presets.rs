@@ -1,6 +1,7 @@
 //! Presets: a model plus what a user needs to run it on images (labels,
 //! preprocessing, provenance, and for `doc_ori` the weights themselves).
 
+use lcnet_core::preprocess::{normalize_chw, resize_bilinear, resize_bilinear_window, resize_short_size, Image8};
 use lcnet_core::{Checkpoint, Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -91,6 +92,36 @@ impl Preprocess {
             sizing: Sizing::Stretch { resize_width: 160, resize_height: 80 },
             ..Self::paddlex_classification()
         }
+    }
+
+    /// Preprocesses one RGB image into `out` (`3 * h * w` values of
+    /// [`input_hw`](Self::input_hw)), CHW.
+    pub fn apply(&self, image: &Image8, out: &mut [f32]) -> Result<()> {
+        let (h, w) = self.input_hw();
+        if out.len() != 3 * h * w {
+            return Err(Error::Invalid(format!("{} values for a 3x{h}x{w} input", out.len())));
+        }
+        let Interpolation::Bilinear = self.interpolation;
+        let input = match self.sizing {
+            Sizing::ShortSideCrop { resize_short, crop } => {
+                // Only the window the crop keeps is resized: memory stays
+                // bounded by the crop whatever the aspect ratio.
+                let (w, h) = resize_short_size(image.width, image.height, resize_short as usize);
+                let crop = crop as usize;
+                if w < crop || h < crop {
+                    return Err(Error::Invalid(format!(
+                        "image of {}x{} is {w}x{h} after resizing, smaller than the {crop} crop",
+                        image.width, image.height
+                    )));
+                }
+                resize_bilinear_window(image, (w, h), ((w - crop) / 2, (h - crop) / 2), (crop, crop))
+            }
+            Sizing::Stretch { resize_width, resize_height } => {
+                resize_bilinear(image, resize_width as usize, resize_height as usize)
+            }
+        };
+        normalize_chw(&input, self.scale, self.mean, self.std, self.channel_order == ChannelOrder::Bgr, out);
+        Ok(())
     }
 
     /// The input's (height, width).
