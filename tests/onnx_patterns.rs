@@ -284,7 +284,7 @@ fn import_and_run(style: Style, tag: &str) -> (Vec<f32>, BTreeMap<String, String
     let imported = lcnet_zoo::onnx::import(&onnx).unwrap_or_else(|e| panic!("{style:?}: {e}"));
     assert_eq!(imported.variant.name, "pplcnet_x0_25", "{style:?}");
     let ck_path = temp(&format!("{tag}.safetensors"));
-    lcnet_zoo::onnx::save(&imported, &ck_path, BTreeMap::new()).unwrap();
+    lcnet_zoo::onnx::save(&imported, &ck_path, BTreeMap::new(), lcnet_core::files::Overwrite::RegularFile).unwrap();
     let mut ck = Checkpoint::open(&ck_path).unwrap();
     let net = lcnet_zoo::load(&mut ck, None).unwrap();
     let mut io = Checkpoint::open(format!("{GOLDEN}.io.safetensors")).unwrap();

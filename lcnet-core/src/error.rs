@@ -16,6 +16,15 @@ pub enum Error {
         /// What the operating system said.
         source: std::io::Error,
     },
+    /// A path that cannot be read or written as asked: not a regular file
+    /// (a FIFO, device, link or folder), or an output that exists.
+    #[error("{path}: {reason}")]
+    NotAllowed {
+        /// The path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// A file is not a valid safetensors file (truncated, bad header, ...).
     #[error("{path}: not a valid safetensors file: {reason}")]
     BadFile {

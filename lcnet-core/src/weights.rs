@@ -10,6 +10,7 @@ use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use safetensors::SafeTensors;
 
 use crate::aligned::AlignedVec;
+use crate::files::Overwrite;
 use crate::{Error, Result};
 
 /// A memory-mapped safetensors file whose tensors are taken one by one.
@@ -258,14 +259,24 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 
 /// Writes f32 tensors to `path` as safetensors, atomically (a temporary file
 /// in the same folder, then a rename), so a failed write never leaves a half
-/// file behind. The header's keys are sorted and the data follows in name
+/// file behind; an existing regular file is replaced, anything else refused. The header's keys are sorted and the data follows in name
 /// order, so the same tensors always give the same bytes.
 pub fn save_f32(
     path: &Path,
     tensors: &[(&str, Vec<usize>, &[f32])],
     metadata: &BTreeMap<String, String>,
 ) -> Result<()> {
-    write_atomically(path, &to_bytes(tensors, metadata)?)
+    save_f32_as(path, tensors, metadata, Overwrite::RegularFile)
+}
+
+/// [`save_f32`], replacing an existing file only as `overwrite` allows.
+pub fn save_f32_as(
+    path: &Path,
+    tensors: &[(&str, Vec<usize>, &[f32])],
+    metadata: &BTreeMap<String, String>,
+    overwrite: Overwrite,
+) -> Result<()> {
+    crate::files::write_atomically(path, &to_bytes(tensors, metadata)?, overwrite)
 }
 
 /// The safetensors bytes of f32 `tensors` (see [`save_f32`]).
@@ -301,20 +312,4 @@ pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<Stri
         }
     }
     Ok(bytes)
-}
-
-/// Writes `data` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomically(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    std::fs::write(&tmp, data).map_err(io_err(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io { path: path.to_path_buf(), source: e }
-    })
 }

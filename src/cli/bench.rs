@@ -1,6 +1,7 @@
 //! `lcnet bench`: time the forward pass (and, given images, preprocessing)
 //! on this machine.
 
+use super::output::outln;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -175,19 +176,19 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Some(kib) = peak_rss_kib() {
             out["peak_rss_kib"] = json!(kib);
         }
-        println!("{out}");
+        outln!("{out}");
     } else {
-        println!(
+        outln!(
             "{} ({source}), batch {batch}, {h}x{w}, {threads} thread(s), ISA {}: median {median:.3} ms, min {min:.3} ms, p90 {p90:.3} ms per batch; {:.3} ms/image, {images_per_s:.1} images/s",
             variant.name,
             lcnet_zoo::lcnet_core::kernels::isa().name(),
             median / batch as f64
         );
         if let Some(p) = preprocess_ms {
-            println!("preprocessing (decode + resize + crop + normalise): {p:.3} ms/image");
+            outln!("preprocessing (decode + resize + crop + normalise): {p:.3} ms/image");
         }
         for (name, ms) in &stage_medians {
-            println!("  {name:<8} {ms:>8.3} ms");
+            outln!("  {name:<8} {ms:>8.3} ms");
         }
     }
     Ok(())

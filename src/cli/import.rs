@@ -1,10 +1,12 @@
 //! `lcnet import`: a paddle2onnx export, a PaddlePaddle `.pdparams`, or a
 //! timm / transformers checkpoint becomes a canonical checkpoint.
 
+use super::output::outln;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
+use lcnet_zoo::lcnet_core::files::{check_output, Overwrite};
 
 use crate::cli::digest::sha256_file;
 
@@ -37,9 +39,7 @@ pub struct Args {
 
 /// Converts and writes; prints what was found.
 pub fn run(args: &Args) -> anyhow::Result<()> {
-    if args.out.exists() && !args.force {
-        bail!("{} exists; pass --force to overwrite it", args.out.display());
-    }
+    check_output(&args.out, overwrite(args))?;
     if !is_onnx(&args.model) {
         return convert(args);
     }
@@ -67,8 +67,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ("source".to_string(), format!("{file_name} (sha256 {})", sha256_file(&args.model)?)),
         ("converter".to_string(), format!("lcnet import {}", env!("CARGO_PKG_VERSION"))),
     ]);
-    lcnet_zoo::onnx::save(&imported, &args.out, metadata)?;
-    println!(
+    lcnet_zoo::onnx::save(&imported, &args.out, metadata, overwrite(args))?;
+    outln!(
         "{}: {} with {} classes{}, {} tensors -> {}",
         args.model.display(),
         imported.variant.name,
@@ -89,6 +89,15 @@ fn is_onnx(path: &Path) -> bool {
         || (path.is_file()
             && std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut first)).is_ok()
             && first[0] == 0x08)
+}
+
+/// What `--force` lets the output replace.
+fn overwrite(args: &Args) -> Overwrite {
+    if args.force {
+        Overwrite::RegularFile
+    } else {
+        Overwrite::Never
+    }
 }
 
 /// `lcnet import` of a `.pdparams`, timm or transformers checkpoint.
@@ -120,8 +129,8 @@ fn convert(args: &Args) -> anyhow::Result<()> {
     ]);
     metadata.insert("model".to_string(), variant.name.to_string());
     metadata.insert("classes".to_string(), net.classes().to_string());
-    lcnet_zoo::lcnet_core::weights::save_f32(&args.out, &converted.views(), &metadata)?;
-    println!(
+    lcnet_zoo::lcnet_core::weights::save_f32_as(&args.out, &converted.views(), &metadata, overwrite(args))?;
+    outln!(
         "{}: {} with {} classes ({} layout, {}), {} tensors -> {}",
         args.model.display(),
         variant.name,

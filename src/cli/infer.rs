@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
+use lcnet_zoo::lcnet_core::files::{check_output, Overwrite};
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
-use lcnet_zoo::lcnet_core::weights::save_f32;
+use lcnet_zoo::lcnet_core::weights::save_f32_as;
 use lcnet_zoo::lcnet_core::Workspace;
 
 /// Arguments of `lcnet infer`.
@@ -31,9 +32,8 @@ pub struct Args {
 /// Loads, runs, writes.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     super::set_threads(args.run.threads)?;
-    if args.out.exists() && !args.force {
-        bail!("{} exists; pass --force to overwrite it", args.out.display());
-    }
+    let overwrite = if args.force { Overwrite::RegularFile } else { Overwrite::Never };
+    check_output(&args.out, overwrite)?;
     let input = super::tensor_arg::read(&args.run.tensor, "input")?;
     let (n, c, h, w) = input.nchw()?;
     let (input_label, input) = (input.label(), ArrayView4::from_shape((n, c, h, w), &input.values)?);
@@ -60,6 +60,6 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ("classes".to_string(), net.classes().to_string()),
         ("weights".to_string(), args.run.weights.display().to_string()),
     ]);
-    save_f32(&args.out, &tensors, &metadata)?;
+    save_f32_as(&args.out, &tensors, &metadata, overwrite)?;
     Ok(())
 }

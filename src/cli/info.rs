@@ -1,6 +1,7 @@
 //! `lcnet info NAME`: the layer table of an architecture and what a preset
 //! adds (labels, preprocessing, provenance).
 
+use super::output::outln;
 use lcnet_zoo::lcnet_core::{LayerInfo, LayerKind};
 use serde_json::json;
 
@@ -51,11 +52,11 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "labels": preset.labels, "preprocess": serde_json::from_str::<serde_json::Value>(&preset.preprocess.to_json())?,
             "layers": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{}: {}", preset.name, preset.description);
-    println!(
+    outln!("{}: {}", preset.name, preset.description);
+    outln!(
         "architecture: {} (width {:?}), {} params, {} MACs at {}x{}",
         variant.name,
         variant.width,
@@ -64,19 +65,26 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         variant.input[1],
         variant.input[2]
     );
-    println!(
+    outln!(
         "weights:      {}",
         if preset.weights.is_some() { "embedded in this binary" } else { "not embedded: pass --weights FILE" }
     );
-    println!("source:       {}", preset.source);
+    outln!("source:       {}", preset.source);
     let shown: Vec<&str> = preset.labels.iter().take(8).copied().collect();
     let more = if classes > shown.len() { format!(", ... ({classes} in all)") } else { String::new() };
-    println!("labels:       {}{more}", shown.join(" | "));
-    println!("preprocess:   {}", preset.preprocess.describe());
-    println!();
-    println!(
+    outln!("labels:       {}{more}", shown.join(" | "));
+    outln!("preprocess:   {}", preset.preprocess.describe());
+    outln!();
+    outln!(
         "{:<20} {:<9} {:>6} {:>6} {:>12} {:>9} {:>10} {:>12}",
-        "LAYER", "KIND", "KERNEL", "STRIDE", "IN -> OUT", "OUT HxW", "PARAMS", "MACS"
+        "LAYER",
+        "KIND",
+        "KERNEL",
+        "STRIDE",
+        "IN -> OUT",
+        "OUT HxW",
+        "PARAMS",
+        "MACS"
     );
     for l in &layers {
         let channels = if l.mid_channels > 0 {
@@ -84,7 +92,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         } else {
             format!("{} -> {}", l.in_channels, l.out_channels)
         };
-        println!(
+        outln!(
             "{:<20} {:<9} {:>6} {:>6} {:>12} {:>9} {:>10} {:>12}",
             l.name,
             l.kind.as_str(),
@@ -96,7 +104,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             group(l.macs)
         );
     }
-    println!(
+    outln!(
         "{:<20} {:<9} {:>6} {:>6} {:>12} {:>9} {:>10} {:>12}",
         "total",
         "",

@@ -1,5 +1,6 @@
 //! `lcnet list`: the compiled-in architectures and the presets built on them.
 
+use super::output::outln;
 use lcnet_zoo::presets::{self, Preset};
 use serde_json::json;
 
@@ -50,23 +51,23 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
                 "description": p.description,
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{:<24} {:>6} {:>12} {:>14}  AT", "ARCHITECTURE", "WIDTH", "PARAMS", "MACS");
+    outln!("{:<24} {:>6} {:>12} {:>14}  AT", "ARCHITECTURE", "WIDTH", "PARAMS", "MACS");
     for v in variants {
         let width = format!("{:?}x", v.width);
         let at = format!("{}x{}, {} classes", v.input[1], v.input[2], v.classes);
-        println!("{:<24} {:>6} {:>12} {:>14}  {at}", v.name, width, group(v.params), group(v.macs));
+        outln!("{:<24} {:>6} {:>12} {:>14}  {at}", v.name, width, group(v.params), group(v.macs));
     }
     if !ready.is_empty() {
-        println!("\n{:<20} {:<24} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
+        outln!("\n{:<20} {:<24} {:>7}  WHAT", "PRESET", "ARCHITECTURE", "CLASSES");
         for p in &ready {
             let weights = if p.weights.is_some() { "embedded" } else { "needs --weights" };
-            println!("{:<20} {:<24} {:>7}  {} ({weights})", p.name, p.model, p.labels.len(), p.description);
+            outln!("{:<20} {:<24} {:>7}  {} ({weights})", p.name, p.model, p.labels.len(), p.description);
         }
     }
-    println!(
+    outln!(
         "\n`lcnet run IMAGE` uses doc_ori, `lcnet run --model textline_ori LINES` the text-line model; \
          the others need --weights (see `lcnet info NAME`)."
     );

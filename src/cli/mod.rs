@@ -8,6 +8,7 @@ mod import;
 mod infer;
 mod info;
 mod list;
+mod output;
 mod run;
 mod tensor_arg;
 mod upright;
@@ -62,7 +63,17 @@ enum Command {
 
 /// Parses the command line and runs the subcommand; returns the exit code.
 pub fn run() -> anyhow::Result<u8> {
-    match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout (exit 0), usage errors to stderr (exit 2);
+        // a failed write of either is an error, not a silent success.
+        Err(e) => {
+            e.print().map_err(output::write_error)?;
+            output::flush()?;
+            return Ok(e.exit_code() as u8);
+        }
+    };
+    let code = match cli.command {
         Command::Run(args) => run::run(&args).map(|failed| if failed > 0 { run::EXIT_SOME_FAILED } else { 0 }),
         Command::List(args) => list::run(&args).map(|()| 0),
         Command::Info(args) => info::run(&args).map(|()| 0),
@@ -70,7 +81,9 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Import(args) => import::run(&args).map(|()| 0),
         Command::Bench(args) => bench::run(&args).map(|()| 0),
         Command::Verify(args) => verify::run(&args),
-    }
+    }?;
+    output::flush()?;
+    Ok(code)
 }
 
 /// Sizes rayon's global pool (`--threads`); `None` keeps one thread per core.

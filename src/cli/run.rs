@@ -160,7 +160,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
                 } else {
                     text_line(&file.path, top, written.as_ref())
                 };
-                bar.suspend(|| writeln!(stdout, "{line}"))?;
+                bar.suspend(|| writeln!(stdout, "{line}")).map_err(super::output::write_error)?;
             }
         }
         bar.inc(chunk.len() as u64);

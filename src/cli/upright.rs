@@ -9,11 +9,11 @@
 //! format; it never replaces an input, and replaces an existing regular file
 //! only with `--force`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use image::{DynamicImage, ImageFormat};
+use lcnet_zoo::lcnet_core::files::{self, Overwrite};
 
 use super::images::{self, ImageFile, ImageLimits};
 
@@ -100,25 +100,30 @@ impl Upright {
         if let Some(parent) = out.parent() {
             std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create", parent.display()))?;
         }
-        write_new(&out, &bytes, self.force)?;
+        files::write_atomically(&out, &bytes, self.overwrite())?;
         Ok(Written { path: out, turned_back: angle, rotated: angle != 0 })
     }
 
     /// Refuses to write over an input, or over anything but a regular file
-    /// (and that only with `--force`).
+    /// (and that only with `--force`). A link to an input is refused as an
+    /// input, a link to anything else as a link.
     fn check_destination(&self, input: &Path, out: &Path) -> anyhow::Result<()> {
-        let Ok(meta) = std::fs::symlink_metadata(out) else { return Ok(()) };
+        if std::fs::symlink_metadata(out).is_err() {
+            return Ok(());
+        }
         let same = out.canonicalize().ok().zip(input.canonicalize().ok()).is_some_and(|(a, b)| a == b);
         if same || self.inputs.iter().any(|i| out.canonicalize().is_ok_and(|o| o == *i)) {
             bail!("{}: is an input; --upright never overwrites an input", out.display());
         }
-        if !meta.is_file() {
-            bail!("{}: exists and is not a regular file; not replaced", out.display());
+        Ok(files::check_output(out, self.overwrite())?)
+    }
+
+    fn overwrite(&self) -> Overwrite {
+        if self.force {
+            Overwrite::RegularFile
+        } else {
+            Overwrite::Never
         }
-        if !self.force {
-            bail!("{}: exists; pass --force to replace it", out.display());
-        }
-        Ok(())
     }
 }
 
@@ -148,33 +153,6 @@ fn encode(image: &DynamicImage, format: ImageFormat) -> anyhow::Result<Vec<u8>> 
         _ => image.write_to(&mut std::io::Cursor::new(&mut bytes), ImageFormat::Png).context("cannot encode PNG")?,
     }
     Ok(bytes)
-}
-
-/// Writes `bytes` to a temporary file beside `out`, then moves it there: a
-/// new name is taken only if still free (of two racing writers one fails),
-/// an existing regular file is replaced only when `force`.
-fn write_new(out: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        if force {
-            std::fs::rename(&tmp, out)
-        } else {
-            // hard_link fails if `out` exists: no window where another
-            // writer's file is replaced.
-            std::fs::hard_link(&tmp, out)?;
-            std::fs::remove_file(&tmp)
-        }
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("{}: cannot write", out.display()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `lcnet verify`: run a checkpoint on an input and compare with outputs the
 //! original framework computed, so a user can prove a conversion.
 
+use super::output::outln;
 use anyhow::bail;
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
 use lcnet_zoo::lcnet_core::Workspace;
@@ -111,9 +112,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
             "compared": what, "shape": expected.shape, "max_abs_error": max_abs, "max_rel_error": max_rel,
             "rtol": args.rtol, "atol": args.atol, "worst": worst_json,
         });
-        println!("{out}");
+        outln!("{out}");
     } else {
-        print_report(args, net.variant().name, classes, &source, what, &expected, (max_abs, max_rel), worst, pass);
+        print_report(args, net.variant().name, classes, &source, what, &expected, (max_abs, max_rel), worst, pass)?;
     }
     Ok(if pass { 0 } else { EXIT_MISMATCH })
 }
@@ -129,12 +130,12 @@ fn print_report(
     (max_abs, max_rel): (f64, f64),
     worst: Option<Worst>,
     pass: bool,
-) {
-    println!("{}: {model}, {classes} classes ({source})", args.run.weights.display());
-    println!("compared {what} {:?} with {} (rtol {}, atol {})", expected.shape, expected.label(), args.rtol, args.atol);
-    println!("max abs error {max_abs:.3e}, max rel error {max_rel:.3e}");
+) -> anyhow::Result<()> {
+    outln!("{}: {model}, {classes} classes ({source})", args.run.weights.display());
+    outln!("compared {what} {:?} with {} (rtol {}, atol {})", expected.shape, expected.label(), args.rtol, args.atol);
+    outln!("max abs error {max_abs:.3e}, max rel error {max_rel:.3e}");
     if let Some(w) = worst {
-        println!(
+        outln!(
             "worst element [{}, {}]: lcnet {} vs expected {} (|d| {:.3e}, allowed {:.3e})",
             w.at.0,
             w.at.1,
@@ -144,7 +145,8 @@ fn print_report(
             args.atol + args.rtol * w.expected.abs() as f64
         );
     }
-    println!("{}", if pass { "PASS" } else { "FAIL" });
+    outln!("{}", if pass { "PASS" } else { "FAIL" });
+    Ok(())
 }
 
 /// Every row non-negative and summing to 1 (within float error).

@@ -22,6 +22,7 @@ mod wire;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use lcnet_core::files::Overwrite;
 use lcnet_core::layers::{BN_EPS, BN_EPS_KEY};
 use lcnet_core::{Error, LayerKind, Result, VariantInfo};
 use prost::Message;
@@ -372,8 +373,14 @@ fn transpose(t: &Tensor) -> Tensor {
 }
 
 /// Writes `imported` as a canonical safetensors checkpoint with `metadata`
-/// (plus model, classes and labels), atomically.
-pub fn save(imported: &Imported, path: &Path, mut metadata: BTreeMap<String, String>) -> Result<()> {
+/// (plus model, classes and labels), atomically, replacing an existing file
+/// only as `overwrite` allows.
+pub fn save(
+    imported: &Imported,
+    path: &Path,
+    mut metadata: BTreeMap<String, String>,
+    overwrite: Overwrite,
+) -> Result<()> {
     metadata.insert("model".into(), imported.variant.name.into());
     metadata.insert("classes".into(), imported.classes.to_string());
     metadata.insert("output".into(), if imported.softmax { "softmax" } else { "logits" }.into());
@@ -386,7 +393,7 @@ pub fn save(imported: &Imported, path: &Path, mut metadata: BTreeMap<String, Str
     }
     let views: Vec<(&str, Vec<usize>, &[f32])> =
         imported.tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    lcnet_core::weights::save_f32(path, &views, &metadata)
+    lcnet_core::weights::save_f32_as(path, &views, &metadata, overwrite)
 }
 
 fn json_string_array(items: &[String]) -> String {
