@@ -94,7 +94,9 @@ impl Classifier {
             )));
         }
         let preprocess = match meta.get("preprocess") {
-            Some(text) => Preprocess::from_json(text)?,
+            Some(text) => {
+                Preprocess::from_json(text).map_err(|e| Error::Invalid(format!("{}: {e}", ck.path().display())))?
+            }
             None => preset.preprocess.clone(),
         };
         let name = if meta.contains_key("preset") || model.is_some() {

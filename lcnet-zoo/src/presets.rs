@@ -23,6 +23,10 @@ pub enum Interpolation {
     Bilinear,
 }
 
+/// Largest input side a preprocessing may ask for (PP-LCNet runs at 224;
+/// this bounds the tensors a checkpoint's metadata can make lcnet allocate).
+pub const MAX_INPUT_SIDE: u32 = 4096;
+
 /// How the image is brought to the network's input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -138,8 +142,48 @@ impl Preprocess {
     }
 
     /// Parses the JSON written by [`to_json`](Self::to_json).
+    /// Checks every field: sizes in `1..=`[`MAX_INPUT_SIDE`], the crop no
+    /// larger than the short side, a finite positive scale, finite means and
+    /// finite non-zero deviations. Returns the field at fault and why.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let side = |name: &str, v: u32| {
+            if (1..=MAX_INPUT_SIDE).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("`{name}` is {v}; expected 1 to {MAX_INPUT_SIDE}"))
+            }
+        };
+        match self.sizing {
+            Sizing::ShortSideCrop { resize_short, crop } => {
+                side("resize_short", resize_short)?;
+                side("crop", crop)?;
+                if crop > resize_short {
+                    return Err(format!("`crop` {crop} is larger than `resize_short` {resize_short}"));
+                }
+            }
+            Sizing::Stretch { resize_width, resize_height } => {
+                side("resize_width", resize_width)?;
+                side("resize_height", resize_height)?;
+            }
+        }
+        if !(self.scale.is_finite() && self.scale > 0.0) {
+            return Err(format!("`scale` is {}; expected a finite number above 0", self.scale));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(format!("`mean` holds {m}; expected finite numbers"));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && s.abs() >= 1e-6)) {
+            return Err(format!("`std` holds {s}; expected finite numbers, none zero"));
+        }
+        Ok(())
+    }
+
+    /// Parses the JSON written by [`to_json`](Self::to_json) and [`check`](Self::check)s it.
     pub fn from_json(text: &str) -> Result<Self> {
-        serde_json::from_str(text).map_err(|e| Error::Invalid(format!("preprocess metadata `{text}`: {e}")))
+        let p: Preprocess =
+            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("`preprocess` metadata: {e}")))?;
+        p.check().map_err(|e| Error::Invalid(format!("`preprocess` metadata: {e}")))?;
+        Ok(p)
     }
 
     /// One-line description for `lcnet info`.

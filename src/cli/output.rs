@@ -19,6 +19,17 @@ pub fn write_error(e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!("cannot write to standard output: {e}")
 }
 
+/// `text` with control characters escaped (`\n`, `\u{1b}`), for labels and
+/// other strings from files: a newline or terminal escape in a checkpoint's
+/// label must not forge a result line.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    } else {
+        text.into()
+    }
+}
+
 /// `outln!(...)`: `println!` that returns the write error with `?`.
 macro_rules! outln {
     () => { $crate::cli::output::line(format_args!(""))? };

@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::images;
+use super::output::printable;
 use super::upright::{Upright, Written};
 
 /// Exit code when some images could not be read (the others were classified).
@@ -173,7 +174,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
 }
 
 fn text_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> String {
-    let classes: Vec<String> = top.iter().map(|p| format!("{} ({:.3})", p.label, p.prob)).collect();
+    let classes: Vec<String> = top.iter().map(|p| format!("{} ({:.3})", printable(&p.label), p.prob)).collect();
     let upright = match written {
         Some(w) if w.rotated => format!(" -> {} (turned back {} degrees)", w.path.display(), w.turned_back),
         Some(w) => format!(" -> {} (as it is)", w.path.display()),

@@ -1,0 +1,95 @@
+//! A checkpoint's metadata is data from a file: every preprocessing field is
+//! range-checked (errors name the file and the field), and labels cannot
+//! forge output lines.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use lcnet_core::weights::save_f32;
+use lcnet_core::Checkpoint;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn lcnet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).current_dir(ROOT).output().expect("run lcnet")
+}
+
+/// The golden x0.25 (2 classes) weights with `metadata`, written to a new file.
+fn with_metadata(name: &str, metadata: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lcnet-metadata-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ck =
+        Checkpoint::open(format!("{ROOT}/lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors")).unwrap();
+    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .into_iter()
+        .map(|n| {
+            let (shape, data) = ck.take_any(&n).unwrap();
+            (n, shape, data)
+        })
+        .collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let meta: BTreeMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let path = dir.join(format!("{name}.safetensors"));
+    save_f32(&path, &views, &meta).unwrap();
+    path
+}
+
+const BASE: &str = r#""channel_order":"rgb","interpolation":"bilinear","scale":0.003921569,"mean":[0.485,0.456,0.406]"#;
+
+#[test]
+fn preprocessing_metadata_is_range_checked() {
+    let cases = [
+        (
+            "crop",
+            format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_short":70000,"crop":65536}}"#),
+            "`resize_short` is 70000",
+        ),
+        (
+            "resize",
+            format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_short":100000,"crop":224}}"#),
+            "`resize_short` is 100000",
+        ),
+        (
+            "crop4e9",
+            format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_short":256,"crop":4000000000}}"#),
+            "`crop` is 4000000000",
+        ),
+        (
+            "bigcrop",
+            format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_short":256,"crop":300}}"#),
+            "larger than `resize_short`",
+        ),
+        ("std0", format!(r#"{{{BASE},"std":[0.2,0.0,0.2],"resize_short":256,"crop":224}}"#), "`std` holds 0"),
+        (
+            "stretch",
+            format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_width":0,"resize_height":80}}"#),
+            "`resize_width` is 0",
+        ),
+        ("garbage", "[]".to_string(), "`preprocess` metadata"),
+    ];
+    for (name, json, needle) in cases {
+        let path = with_metadata(name, &[("preprocess", &json), ("model", "pplcnet_x0_25")]);
+        let out = lcnet(&["run", "-w", path.to_str().unwrap(), "examples/pages/page_0.png"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(&format!("{name}.safetensors")) && err.contains(needle), "{name}: {err}");
+        assert!(!err.contains("panicked") && !err.contains("memory allocation"), "{name}: {err}");
+    }
+}
+
+#[test]
+fn labels_cannot_forge_result_lines() {
+    let labels = r#"["upright\nexamples/pages/page_0.png: forged (1.000)", "\u001b[31mred"]"#;
+    let path = with_metadata("labels", &[("labels", labels), ("model", "pplcnet_x0_25")]);
+    let out = lcnet(&["run", "--top", "2", "-w", path.to_str().unwrap(), "examples/pages/page_0.png"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        text.contains(r"upright\nexamples") && text.contains(r"\u{1b}[31mred") && !text.contains('\u{1b}'),
+        "{text}"
+    );
+}
