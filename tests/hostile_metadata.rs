@@ -93,3 +93,59 @@ fn labels_cannot_forge_result_lines() {
         "{text}"
     );
 }
+
+/// The golden weights with `edit` applied, written to a new file.
+fn with_weights(name: &str, edit: impl Fn(&str, &mut Vec<f32>)) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lcnet-weights-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut ck =
+        Checkpoint::open(format!("{ROOT}/lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors")).unwrap();
+    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
+        .into_iter()
+        .map(|n| {
+            let (shape, mut data) = ck.take_any(&n).unwrap();
+            edit(&n, &mut data);
+            (n, shape, data)
+        })
+        .collect();
+    let views: Vec<(&str, Vec<usize>, &[f32])> =
+        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
+    let path = dir.join(format!("{name}.safetensors"));
+    save_f32(&path, &views, &BTreeMap::new()).unwrap();
+    path
+}
+
+#[test]
+fn overflowing_weights_are_errors_naming_the_layer_never_printed_nans() {
+    // Folding a BatchNorm with gamma 3e38 overflows f32: refused at load.
+    let folded = with_weights("fold", |n, d| {
+        if n == "blocks3.0.dw_conv.bn.weight" {
+            d.fill(3e38)
+        }
+    });
+    let tensor = "lcnet-zoo/tests/golden/x0_25_c2_80x160.io.safetensors:input";
+    let out_file = std::env::temp_dir().join(format!("lcnet-weights-{}/logits.safetensors", std::process::id()));
+    let out = lcnet(&["infer", "-w", folded.to_str().unwrap(), "-t", tensor, "-o", out_file.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("fold.safetensors") && err.contains("`blocks3.0.dw_conv` overflows f32"), "{err}");
+
+    // Finite weights whose activations overflow: the stage is named, nothing printed.
+    let huge = with_weights("huge", |n, d| {
+        if n == "conv1.conv.weight" || n == "blocks2.0.pw_conv.conv.weight" {
+            d.iter_mut().for_each(|v| *v *= 1e25)
+        }
+    });
+    for args in [
+        vec!["infer", "-w", huge.to_str().unwrap(), "-t", tensor, "-o", out_file.to_str().unwrap()],
+        vec!["run", "-w", huge.to_str().unwrap(), "-m", "pplcnet_x0_25", "examples/pages/page_0.png"],
+    ] {
+        let out = lcnet(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("non-finite logits") && err.contains("first overflow in blocks2"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}: printed {}", String::from_utf8_lossy(&out.stdout));
+    }
+    assert!(!out_file.exists(), "no logits file written");
+}

@@ -366,6 +366,17 @@ fn a_graph_outside_the_pattern_is_refused_naming_the_node() {
 }
 
 #[test]
+fn non_finite_weights_are_refused_at_import() {
+    let mut graph = ModelProto::decode(export(BASE).as_slice()).unwrap();
+    let w = graph.graph.as_mut().unwrap().initializer.get_mut(7).unwrap();
+    w.raw_data[..4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let path = temp("nan.onnx");
+    std::fs::write(&path, graph.encode_to_vec()).unwrap();
+    let err = lcnet_zoo::onnx::import(Path::new(&path)).unwrap_err().to_string();
+    assert!(err.contains("non-finite value (NaN) at flat index 0"), "{err}");
+}
+
+#[test]
 fn strides_no_compiled_architecture_has_are_refused_with_the_recipe() {
     // The ImageNet x0.25 channels with one stride changed to [2, 1].
     let mut graph = ModelProto::decode(export(BASE).as_slice()).unwrap();

@@ -65,6 +65,17 @@ fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<
         }
         bias[o] = (beta[o] as f64 - mean[o] as f64 * scale) as f32;
     }
+    if let Some(i) = folded.iter().chain(&bias).position(|v| !v.is_finite()) {
+        let channel = if i < folded.len() { i / per_out } else { i - folded.len() };
+        return Err(Error::Invalid(format!(
+            "{}: `{prefix}` overflows f32 when its BatchNorm is folded in (channel {channel}: weight {} x gamma {} / \
+             sqrt(variance {} + eps)); the checkpoint's values are not usable",
+            ck.path().display(),
+            weight.get(channel * per_out).copied().unwrap_or_default(),
+            gamma[channel],
+            var[channel]
+        )));
+    }
     Ok((folded, bias))
 }
 

@@ -121,6 +121,7 @@ impl Classifier {
     /// Runs a preprocessed batch `[n, 3, crop, crop]`; returns softmax probabilities.
     pub fn probabilities(&self, batch: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
         let mut logits = self.net.forward(batch, ws)?;
+        check_logits(self.net.as_ref(), batch, &logits)?;
         softmax_rows(&mut logits);
         Ok(logits)
     }
@@ -135,6 +136,27 @@ impl Classifier {
             .map(|index| Prediction { index, label: self.labels[index].clone(), prob: probs[index] })
             .collect()
     }
+}
+
+/// Fails when `logits` (of `net` on `input`) hold a NaN or infinity, naming
+/// the first stage whose output does: the input is checked finite on the way
+/// in, so the weights made them (BatchNorm folded from huge statistics, an
+/// overflowing checkpoint).
+pub fn check_logits(net: &dyn Network, input: ArrayView4<f32>, logits: &Array2<f32>) -> Result<()> {
+    let Some(image) = logits.rows().into_iter().position(|row| row.iter().any(|v| !v.is_finite())) else {
+        return Ok(());
+    };
+    let mut ws = Workspace::new();
+    ws.record_stages();
+    let one = input.slice(lcnet_core::ndarray::s![image..image + 1, .., .., ..]);
+    net.forward(one, &mut ws)?;
+    let stages = ws.take_recorded();
+    let stage =
+        stages.iter().find(|(_, x)| x.iter().any(|v| !v.is_finite())).map_or("the head (last_conv, fc)", |(s, _)| s);
+    Err(Error::Invalid(format!(
+        "{}: non-finite logits for image {image}: values first overflow in {stage}; the weights are not usable",
+        net.variant().name
+    )))
 }
 
 /// Softmax of every row of `[n, classes]` logits, in place (max-subtracted,

@@ -36,7 +36,7 @@ pub mod onnx;
 pub mod presets;
 mod random;
 mod registry;
-pub use classifier::{softmax_rows, Classifier, Prediction};
+pub use classifier::{check_logits, softmax_rows, Classifier, Prediction};
 pub use random::random_checkpoint;
 pub use registry::{find, load, variants};
 

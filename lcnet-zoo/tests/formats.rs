@@ -80,6 +80,13 @@ fn a_transformers_folder_in_fp16_loads_widened() {
 
     let mut ck = formats::open(&dir).unwrap();
     let net = lcnet_zoo::load(&mut ck, None).unwrap();
+    // A config.json that is not an object is an error, not transformers' defaults.
+    let bad = std::env::temp_dir().join(format!("lcnet-formats-badconfig-{}", std::process::id()));
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::copy(dir.join("model.safetensors"), bad.join("model.safetensors")).unwrap();
+    std::fs::write(bad.join("config.json"), "[]").unwrap();
+    let err = formats::open(&bad).unwrap_err().to_string();
+    assert!(err.contains("config.json: is not a JSON object"), "{err}");
     let mut io = Checkpoint::open(data("hf_pp_lcnet_x0_25_c3.io.safetensors")).unwrap();
     let (shape, input) = io.take_any("input").unwrap();
     let (_, want) = io.take_any("logits").unwrap();

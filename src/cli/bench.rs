@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_threads)]
     threads: Option<usize>,
     /// Input size HxW (default: the model's, 224x224).
     #[arg(long, value_parser = parse_size)]
@@ -54,8 +54,8 @@ pub struct Args {
 fn parse_size(s: &str) -> Result<(usize, usize), String> {
     let (h, w) = s.split_once(['x', 'X']).ok_or("expected HxW, e.g. 224x224")?;
     let (h, w) = (h.parse::<usize>().map_err(|e| e.to_string())?, w.parse::<usize>().map_err(|e| e.to_string())?);
-    if h == 0 || w == 0 {
-        return Err("height and width must be at least 1".into());
+    if !(1..=4096).contains(&h) || !(1..=4096).contains(&w) {
+        return Err("height and width must be 1 to 4096".into());
     }
     Ok((h, w))
 }

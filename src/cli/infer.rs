@@ -45,6 +45,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         ws.record_stages();
     }
     let logits = net.forward(input, &mut ws).with_context(|| input_label.clone())?;
+    lcnet_zoo::check_logits(net.as_ref(), input, &logits).with_context(|| args.run.weights.display().to_string())?;
 
     let logits_shape = logits.shape().to_vec();
     let logits = logits.as_standard_layout();

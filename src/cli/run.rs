@@ -57,7 +57,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     max_pixels: u64,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_threads)]
     threads: Option<usize>,
     /// Also write every image turned upright by the predicted angle into this folder (orientation
     /// models: doc_ori turns back 90/180/270 degrees, textline_ori 180), with the same file name,

@@ -21,7 +21,7 @@ pub struct ModelInput {
     #[arg(long, short)]
     pub tensor: String,
     /// Worker threads (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<usize>,
 }
 
@@ -47,7 +47,13 @@ impl NamedTensor {
     /// The four dimensions of an NCHW input, or an error naming the tensor.
     pub fn nchw(&self) -> anyhow::Result<(usize, usize, usize, usize)> {
         match self.shape[..] {
-            [n, c, h, w] => Ok((n, c, h, w)),
+            [n, c, h, w] if n > 0 && h > 0 && w > 0 => Ok((n, c, h, w)),
+            [n, _, h, w] => anyhow::bail!(
+                "{}: tensor `{}` has shape {:?}: {n} images of {h}x{w}; expected at least one image of at least 1x1",
+                self.file.display(),
+                self.name,
+                self.shape
+            ),
             _ => anyhow::bail!(
                 "{}: tensor `{}` has shape {:?}, expected NCHW [N, 3, H, W]",
                 self.file.display(),
@@ -76,6 +82,9 @@ pub fn split<'a>(arg: &'a str, default_name: &'a str) -> (&'a Path, &'a str) {
 /// tensors the file has.
 pub fn read(arg: &str, default_name: &str) -> anyhow::Result<NamedTensor> {
     let (file, name) = split(arg, default_name);
+    if file.as_os_str().is_empty() {
+        anyhow::bail!("`{arg}` names no file; expected FILE.safetensors[:NAME]");
+    }
     let mut ck = Checkpoint::open(file)?;
     let (shape, values) =
         ck.take_any(name).with_context(|| format!("tensors in {}: {}", file.display(), ck.names().join(", ")))?;

@@ -66,7 +66,9 @@ pub fn run(args: &Args) -> anyhow::Result<u8> {
     let mut ck = lcnet_zoo::formats::open(&args.run.weights)?;
     let source = describe_source(ck.metadata());
     let net = lcnet_zoo::load(&mut ck, args.run.model.as_deref())?;
-    let mut logits = net.forward(ArrayView4::from_shape((n, c, h, w), &input.values)?, &mut Workspace::new())?;
+    let view = ArrayView4::from_shape((n, c, h, w), &input.values)?;
+    let mut logits = net.forward(view, &mut Workspace::new())?;
+    lcnet_zoo::check_logits(net.as_ref(), view, &logits)?;
     if expected.shape != logits.shape() {
         bail!(
             "{}: tensor `{}` has shape {:?}, but {} gives [{n}, {}] for this input",

@@ -180,6 +180,9 @@ fn transformers_config(file: &Path) -> Result<TransformersConfig> {
     let text = String::from_utf8(bytes).map_err(|_| invalid(&path, "not UTF-8 text"))?;
     let json: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| invalid(&path, format!("not valid JSON: {e}")))?;
+    if !json.is_object() {
+        return Err(invalid(&path, "is not a JSON object (a transformers config.json is one)"));
+    }
     if let Some(p) = json.get("hidden_dropout_prob") {
         config.dropout = match p.as_f64() {
             Some(p) if (0.0..1.0).contains(&p) => p as f32,

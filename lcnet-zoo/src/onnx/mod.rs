@@ -119,6 +119,12 @@ pub fn import_bytes(path: &Path, bytes: &[u8]) -> Result<Imported> {
     tensors.push(("fc.weight".into(), fc_weight.shape, fc_data));
     tensors.push(("fc.bias".into(), vec![classes], fc_bias));
 
+    // `run` refuses non-finite weights at load; refuse them here already.
+    for (name, _, data) in &tensors {
+        if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+            return Err(fail(format!("tensor `{name}` holds a non-finite value ({}) at flat index {i}", data[i])));
+        }
+    }
     let labels = model
         .metadata_props
         .iter()
