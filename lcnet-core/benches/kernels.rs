@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use lcnet_core::kernels::{dwconv, pwconv, stem, Activation, Isa};
+use lcnet_core::kernels::{dwconv, pwconv, stem, Activation, Isa, Tier};
 use lcnet_core::AlignedVec;
 
 /// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.
@@ -57,12 +57,12 @@ fn peak(c: &mut Criterion) {
     {
         const ITERS: u64 = 1 << 16;
         let mut g = c.benchmark_group("peak");
-        if Isa::Avx2.supported() {
+        if Isa::detect(Tier::Avx2).is_some() {
             g.throughput(Throughput::Elements(ITERS * 10 * 8 * 2));
             // SAFETY: AVX2 and FMA are supported (checked above).
             g.bench_function("avx2_fma", |b| b.iter(|| unsafe { fma_chains(black_box(ITERS)) }));
         }
-        if Isa::Avx512.supported() {
+        if Isa::detect(Tier::Avx512).is_some() {
             g.throughput(Throughput::Elements(ITERS * 12 * 16 * 2));
             // SAFETY: AVX-512F is supported (checked above).
             g.bench_function("avx512_fma", |b| b.iter(|| unsafe { fma_chains_avx512(black_box(ITERS)) }));

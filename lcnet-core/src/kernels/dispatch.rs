@@ -10,9 +10,10 @@
 
 use std::sync::OnceLock;
 
-/// An instruction-set tier, best last.
+/// An instruction-set tier, best last: a name, with no promise that this
+/// CPU has it (see [`Isa`] for that).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Isa {
+pub enum Tier {
     /// Portable Rust (SSE2 on x86_64), no fused multiply-add.
     Scalar,
     /// AVX2 + FMA (256-bit).
@@ -21,25 +22,25 @@ pub enum Isa {
     Avx512,
 }
 
-impl Isa {
+impl Tier {
     /// Lowercase name, as `LCNET_ISA` spells it.
     pub fn name(self) -> &'static str {
         match self {
-            Isa::Scalar => "scalar",
-            Isa::Avx2 => "avx2",
-            Isa::Avx512 => "avx512",
+            Tier::Scalar => "scalar",
+            Tier::Avx2 => "avx2",
+            Tier::Avx512 => "avx512",
         }
     }
 
-    /// Whether this CPU can run `self`.
+    /// Whether this CPU can run `self` (runtime detection).
     pub fn supported(self) -> bool {
         match self {
-            Isa::Scalar => true,
+            Tier::Scalar => true,
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            Tier::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => {
-                Isa::Avx2.supported()
+            Tier::Avx512 => {
+                Tier::Avx2.supported()
                     && is_x86_feature_detected!("avx512f")
                     && is_x86_feature_detected!("avx512bw")
                     && is_x86_feature_detected!("avx512dq")
@@ -49,10 +50,50 @@ impl Isa {
             _ => false,
         }
     }
+}
+
+/// A tier this CPU has: the proof the kernels ask for before they run its
+/// instructions. Its field is private, so outside this module one is made
+/// only by runtime detection ([`Isa::detect`], [`isa`],
+/// [`Isa::all_supported`]) or is [`Isa::SCALAR`]; safe code therefore
+/// cannot make a kernel execute an instruction the CPU lacks (as `gemm` and
+/// `pulp` hand out their ISA tokens).
+///
+/// ```
+/// use lcnet_core::kernels::{Isa, Tier};
+/// // Some only where the CPU has AVX2 and FMA.
+/// assert_eq!(Isa::detect(Tier::Avx2).is_some(), Tier::Avx2.supported());
+/// ```
+///
+/// ```compile_fail
+/// // The tier inside is private: no token for a tier detection did not find.
+/// let forged = lcnet_core::kernels::Isa(lcnet_core::kernels::Tier::Avx512);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Isa(Tier);
+
+impl Isa {
+    /// Portable code: every CPU has it.
+    pub const SCALAR: Isa = Isa(Tier::Scalar);
+
+    /// `tier`, if this CPU has it.
+    pub fn detect(tier: Tier) -> Option<Isa> {
+        tier.supported().then_some(Isa(tier))
+    }
+
+    /// The tier.
+    pub fn tier(self) -> Tier {
+        self.0
+    }
+
+    /// Lowercase name, as `LCNET_ISA` spells it.
+    pub fn name(self) -> &'static str {
+        self.0.name()
+    }
 
     /// Every tier this CPU supports, best last.
     pub fn all_supported() -> Vec<Isa> {
-        [Isa::Scalar, Isa::Avx2, Isa::Avx512].into_iter().filter(|i| i.supported()).collect()
+        [Tier::Scalar, Tier::Avx2, Tier::Avx512].into_iter().filter_map(Isa::detect).collect()
     }
 }
 
@@ -61,10 +102,10 @@ impl Isa {
 pub fn isa() -> Isa {
     static CHOSEN: OnceLock<Isa> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
-        let best = Isa::all_supported().into_iter().max().unwrap_or(Isa::Scalar);
+        let best = Isa::all_supported().into_iter().max().unwrap_or(Isa::SCALAR);
         match std::env::var("LCNET_ISA").ok().as_deref() {
-            Some("scalar") => Isa::Scalar,
-            Some("avx2") => best.min(Isa::Avx2),
+            Some("scalar") => Isa::SCALAR,
+            Some("avx2") => best.min(Isa::detect(Tier::Avx2).unwrap_or(Isa::SCALAR)),
             Some("avx512") | None | Some("") => best,
             Some(other) => {
                 eprintln!("lcnet: LCNET_ISA={other} is not one of scalar, avx2, avx512; using {}", best.name());
@@ -120,12 +161,13 @@ macro_rules! multiversion {
                 unsafe fn avx2($($arg: $ty),*) {
                     $body::<$crate::kernels::dispatch::WithFma>($($arg),*)
                 }
-                match isa {
-                    // SAFETY: `isa()` and the tests only pass a tier the CPU supports.
-                    $crate::kernels::Isa::Avx512 => return unsafe { avx512($($arg),*) },
+                match isa.tier() {
+                    // SAFETY: an `Isa` holds a tier only if runtime detection
+                    // found it on this CPU (its field is private).
+                    $crate::kernels::Tier::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
-                    $crate::kernels::Isa::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::kernels::Isa::Scalar => {}
+                    $crate::kernels::Tier::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::Tier::Scalar => {}
                 }
             }
             $body::<$crate::kernels::dispatch::NoFma>($($arg),*)

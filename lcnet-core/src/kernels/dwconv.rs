@@ -5,7 +5,7 @@
 //! skipped, so borders need no padded copy of the input.
 
 use super::dispatch::Fma;
-use super::{conv_out_len, isa, Activation, Isa};
+use super::{conv_out_len, isa, Activation, Isa, Tier};
 use crate::aligned::AlignedVec;
 
 /// Folded, packed weights of a depthwise convolution.
@@ -63,14 +63,14 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
     super::threads::for_each_chunk(out, ow * c, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
         let image = &input[img * h * w * c..][..h * w * c];
-        match isa {
+        match isa.tier() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is a tier the CPU supports; AVX-512 implies AVX2 + FMA.
-            Isa::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
+            // SAFETY: an `Isa` holds only a detected tier; AVX-512 implies AVX2 + FMA.
+            Tier::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx512 => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
-            _ => dw_row(Isa::Scalar, p, image, h, w, oy, out_row),
+            Tier::Avx512 => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
+            _ => dw_row(Isa::SCALAR, p, image, h, w, oy, out_row),
         }
     });
 }

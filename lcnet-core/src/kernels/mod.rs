@@ -18,7 +18,7 @@ pub mod stem;
 pub mod threads;
 
 pub use activation::{hard_sigmoid, hard_swish, Activation};
-pub use dispatch::{isa, Isa};
+pub use dispatch::{isa, Isa, Tier};
 
 /// Output size of a convolution with symmetric padding `(k - 1) / 2`, as
 /// PaddleClas pads at every stride: `floor((n + 2 * pad - k) / stride) + 1`,

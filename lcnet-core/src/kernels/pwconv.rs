@@ -16,7 +16,7 @@
 
 use rayon::prelude::*;
 
-use super::{isa, Activation, Isa};
+use super::{isa, Activation, Isa, Tier};
 use crate::aligned::AlignedVec;
 
 /// Pixel rows per register tile of AVX2 and the portable code (6 rows x 2
@@ -61,7 +61,7 @@ impl PwWeights {
         let (k, n) = (in_channels, bias.len());
         assert_eq!(oi.len(), n * k, "pointwise weight size");
         let panels = n.div_ceil(NR);
-        let k_max = if isa() == Isa::Avx512 { KC_AVX512 } else { KC };
+        let k_max = if isa().tier() == Tier::Avx512 { KC_AVX512 } else { KC };
         let k_block = even_split(k, k_max, 8);
         // 64-byte aligned: the AVX-512 kernel loads one cache line per
         // panel row (unaligned, each load straddled two: 2 % slower).
@@ -115,14 +115,14 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
     let (k, n) = (p.in_channels, p.out_channels);
     assert_eq!(input.len(), pixels * k, "pointwise input size");
     assert_eq!(out.len(), pixels * n, "pointwise output size");
-    let gemm = |out: &mut [f32], input: &[f32]| match isa {
+    let gemm = |out: &mut [f32], input: &[f32]| match isa.tier() {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `isa` is a tier the CPU supports (from `isa()` or checked by
-        // the caller), and AVX-512 implies AVX2 + FMA.
-        Isa::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
+        // SAFETY: an `Isa` holds only a tier runtime detection found on this
+        // CPU, and AVX-512 implies AVX2 + FMA.
+        Tier::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Isa::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
+        Tier::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
         _ => portable::gemm_rows(p, input, out),
     };
     if super::threads::threads() == 1 {

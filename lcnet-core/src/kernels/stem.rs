@@ -4,7 +4,7 @@
 //! transpose: the stem is where the layout changes.
 
 use super::dispatch::Fma;
-use super::{conv_out_len, isa, Activation, Isa};
+use super::{conv_out_len, isa, Activation, Isa, Tier};
 use crate::aligned::AlignedVec;
 
 /// Folded, packed weights of a dense convolution with few input channels.
@@ -71,15 +71,15 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
         let (img, oy) = (row / oh, row % oh);
         let image = &input[img * image_len..][..image_len];
         let cout = p.out_channels;
-        match isa {
+        match isa.tier() {
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: `isa` is a tier the CPU supports; the output count fits.
-            Isa::Avx512 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+            // SAFETY: an `Isa` holds only a detected tier; the output count fits.
+            Tier::Avx512 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
                 simd::stem_row_avx512(p, image, h, w, oy, out_row)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Isa::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+            Tier::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
                 simd::stem_row_avx2(p, image, h, w, oy, out_row)
             },
             _ => stem_row(isa, p, image, h, w, oy, out_row),
