@@ -126,7 +126,9 @@ fn softmax_error(logits: &[f32], probs: &[f32], classes: usize) -> f32 {
         let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
         let sum: f32 = e.iter().sum();
         for (a, b) in e.iter().zip(p) {
-            worst = worst.max((a / sum - b).abs());
+            let d = (a / sum - b).abs();
+            assert!(d.is_finite(), "non-finite: logits {l:?}, reference {p:?}");
+            worst = worst.max(d);
         }
     }
     worst

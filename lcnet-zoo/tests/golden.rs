@@ -32,6 +32,32 @@ fn max_abs(xs: &[f32]) -> f32 {
     xs.iter().fold(0.0, |m, v| m.max(v.abs()))
 }
 
+/// Largest |a - b|; infinite if either side holds a NaN (`f32::max` skips NaN).
+fn max_abs_diff<'a>(a: impl IntoIterator<Item = &'a f32>, b: &[f32]) -> f32 {
+    a.into_iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, |m, d| if d.is_nan() { f32::INFINITY } else { m.max(d) })
+}
+
+/// Whether width `feature` is compiled in, by the cargo features themselves
+/// (independent of the registry the cases are loaded through).
+fn compiled(feature: &str) -> bool {
+    let on = [
+        ("x0_25", cfg!(feature = "x0_25")),
+        ("x0_35", cfg!(feature = "x0_35")),
+        ("x0_5", cfg!(feature = "x0_5")),
+        ("x0_75", cfg!(feature = "x0_75")),
+        ("x1_0", cfg!(feature = "x1_0")),
+        ("x1_5", cfg!(feature = "x1_5")),
+        ("x2_0", cfg!(feature = "x2_0")),
+        ("x2_5", cfg!(feature = "x2_5")),
+    ];
+    on.iter().any(|&(name, enabled)| name == feature && enabled)
+}
+
+/// How many of `dir`'s cases have a compiled width: each must be compared.
+fn expected_cases(dir: &Path) -> usize {
+    case_names(dir).iter().filter(|c| compiled(&c.split('_').take(2).collect::<Vec<_>>().join("_"))).count()
+}
+
 /// Checks one case; returns `Some(reason)` when it had to be skipped.
 fn check_case(dir: &Path, case: &str) -> Option<String> {
     let mut ck = Checkpoint::open(dir.join(format!("{case}.weights.safetensors"))).unwrap();
@@ -55,7 +81,7 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
     assert_eq!(net.classes(), logit_shape[1], "{case}: classes from the fc shape");
     let got = logits.as_slice().unwrap();
     let tol = REL_TOL * max_abs(&want).max(1.0);
-    let err = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    let err = max_abs_diff(got, &want);
     assert!(err <= tol, "{case}: logits differ from PaddleClas by {err} (tolerance {tol})");
     println!("{case}: {} max|d logits| = {err:.2e} (tolerance {tol:.1e})", net.variant().name);
 
@@ -69,7 +95,7 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
         assert_eq!(ours.shape(), ref_shape.as_slice(), "{case}: stage {stage} shape");
         let ours = ours.as_standard_layout();
         let tol = REL_TOL * max_abs(&reference).max(1.0);
-        let err = ours.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        let err = max_abs_diff(ours.iter(), &reference);
         assert!(err <= tol, "{case}: stage {stage} differs from PaddleClas by {err} (tolerance {tol})");
     }
 
@@ -98,11 +124,36 @@ fn manifest_dir() -> PathBuf {
 
 #[test]
 fn repo_cases_match_paddleclas() {
-    let (ran, skipped) = check_dir(&manifest_dir().join("tests/golden"));
+    let dir = manifest_dir().join("tests/golden");
+    let (ran, skipped) = check_dir(&dir);
     for s in &skipped {
         println!("skipped {s}");
     }
-    assert!(ran > 0 || !skipped.is_empty());
+    // The repo carries x0_25 and x0_35 cases; every one of a compiled width is compared.
+    let expected = usize::from(cfg!(feature = "x0_25")) + usize::from(cfg!(feature = "x0_35"));
+    assert_eq!(ran, expected, "cases compared for the compiled widths");
+    assert_eq!(expected_cases(&dir), expected);
+}
+
+/// x1.0 (the default feature) against ONNX Runtime: the embedded-model
+/// checkpoint `models/doc_ori.safetensors` on the exact tensors ORT was fed
+/// (`tools/ort_doc_ori.py --tensors`), so `cargo test -p lcnet-zoo` with
+/// default features compares a width too.
+#[test]
+#[cfg_attr(not(feature = "x1_0"), ignore = "needs width x1_0 (the default feature)")]
+fn x1_0_doc_ori_matches_onnx_runtime() {
+    let mut ck = Checkpoint::open(manifest_dir().join("models/doc_ori.safetensors")).unwrap();
+    let net = lcnet_zoo::load(&mut ck, None).unwrap();
+    assert_eq!(net.variant().name, "pplcnet_x1_0");
+    let mut io = Checkpoint::open(manifest_dir().join("tests/golden/doc_ori_ort.safetensors")).unwrap();
+    let (shape, input) = io.take_any("input").unwrap();
+    let (_, probs) = io.take_any("probs").unwrap();
+    let input = ArrayView4::from_shape((shape[0], shape[1], shape[2], shape[3]), &input).unwrap();
+    let mut logits = net.forward(input, &mut Workspace::new()).unwrap();
+    lcnet_zoo::softmax_rows(&mut logits);
+    let err = max_abs_diff(logits.iter(), &probs);
+    assert!(err <= 1e-4, "softmax of the logits differs from ONNX Runtime by {err}");
+    println!("doc_ori: {} images, max |d prob| = {err:.1e}", shape[0]);
 }
 
 #[test]
@@ -116,6 +167,7 @@ fn shared_cases_match_paddleclas() {
     for s in &skipped {
         println!("skipped {s}");
     }
+    assert_eq!(ran, expected_cases(&dir), "cases compared for the compiled widths");
     println!("{ran} shared case(s) matched PaddleClas");
 }
 
@@ -129,5 +181,6 @@ fn extra_cases_match_paddleclas() {
     for s in &skipped {
         println!("skipped {s}");
     }
+    assert_eq!(ran, expected_cases(Path::new(&dir)), "cases compared for the compiled widths");
     println!("{ran} extra case(s) matched PaddleClas");
 }

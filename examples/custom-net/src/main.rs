@@ -36,7 +36,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("logits {:?}", logits.as_slice().unwrap());
 
     let scale = want.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let err = logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    // NaN-aware: a NaN anywhere is an infinite error (`f32::max` would skip it).
+    let err = logits.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, |m, d| {
+        if d.is_nan() {
+            f32::INFINITY
+        } else {
+            m.max(d)
+        }
+    });
     let mut ok = true;
     if err > 1e-3 * scale {
         eprintln!("logits differ from PaddleClas by {err}");
