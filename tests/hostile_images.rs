@@ -184,4 +184,47 @@ fn special_files_and_folder_loops_never_hang() {
     let out = lcnet(&["run", "--weights", fifo.to_str().unwrap(), PAGE]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("fifo.png") && stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+
+    // As a tensor and as an ONNX export; a link to /dev/zero named .onnx.
+    let out =
+        lcnet(&["infer", "-w", "lcnet-zoo/models/doc_ori.safetensors", "-t", fifo.to_str().unwrap(), "-o", "/tmp/x"]);
+    assert!(stderr(&out).contains("not a regular file (a FIFO)"), "{}", stderr(&out));
+    let zero = dir.join("zero.onnx");
+    symlink("/dev/zero", &zero).unwrap();
+    let out_file = dir.join("out.safetensors");
+    for input in [&zero, &fifo] {
+        let out = lcnet(&["import", input.to_str().unwrap(), "-o", out_file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("not a regular file"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn absurd_arguments_are_usage_errors_or_named() {
+    let usage = |args: &[&str], needle: &str| {
+        let out = lcnet(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
+    };
+    usage(&["run", "--threads", "100000", PAGE], "4 per core");
+    usage(&["bench", "--size", "4294967296x4294967296"], "1 to 4096");
+    let out = lcnet(&["verify", "-w", "lcnet-zoo/models/doc_ori.safetensors", "-t", ":input", "-e", ":logits"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("`:input` names no file"), "{}", stderr(&out));
+
+    // A tensor holding no image.
+    let dir = temp_dir("args");
+    let empty = dir.join("empty.safetensors");
+    lcnet_core::weights::save_f32(&empty, &[("input", vec![0, 3, 8, 8], &[])], &Default::default()).unwrap();
+    let out = lcnet(&[
+        "infer",
+        "-w",
+        "lcnet-zoo/models/doc_ori.safetensors",
+        "-t",
+        empty.to_str().unwrap(),
+        "-o",
+        dir.join("o").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("empty.safetensors: tensor `input` has shape [0, 3, 8, 8]"), "{}", stderr(&out));
 }
