@@ -3,45 +3,15 @@
 //! (exit 3, the other images still run), within seconds and bounded memory.
 //! Every file is made here; none is committed.
 
+mod common;
+
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use common::{lcnet, stderr, temp_dir, ROOT};
 const PAGE: &str = "examples/pages/page_90.png";
-
-/// Runs lcnet, killing it (and failing) after 60 s.
-fn lcnet(args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lcnet"))
-        .args(args)
-        .current_dir(ROOT)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run lcnet");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            panic!("lcnet {args:?} still running after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-hostile-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// CRC-32 (IEEE) of `bytes`, for PNG chunks.
 fn crc32(bytes: &[u8]) -> u32 {

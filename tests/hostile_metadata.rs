@@ -2,38 +2,18 @@
 //! range-checked (errors name the file and the field), and labels cannot
 //! forge output lines.
 
-use std::collections::BTreeMap;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Command, Output};
 
-use lcnet_core::weights::save_f32;
-use lcnet_core::Checkpoint;
+use common::{lcnet, read_all, temp_dir, write_all};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn lcnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).current_dir(ROOT).output().expect("run lcnet")
-}
+const GOLDEN_WEIGHTS: &str = "lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors";
 
 /// The golden x0.25 (2 classes) weights with `metadata`, written to a new file.
 fn with_metadata(name: &str, metadata: &[(&str, &str)]) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-metadata-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ck =
-        Checkpoint::open(format!("{ROOT}/lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors")).unwrap();
-    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
-        .into_iter()
-        .map(|n| {
-            let (shape, data) = ck.take_any(&n).unwrap();
-            (n, shape, data)
-        })
-        .collect();
-    let views: Vec<(&str, Vec<usize>, &[f32])> =
-        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    let meta: BTreeMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let path = dir.join(format!("{name}.safetensors"));
-    save_f32(&path, &views, &meta).unwrap();
+    let path = temp_dir(&format!("metadata-{name}")).join(format!("{name}.safetensors"));
+    write_all(&path, &read_all(GOLDEN_WEIGHTS), metadata);
     path
 }
 
@@ -96,23 +76,10 @@ fn labels_cannot_forge_result_lines() {
 
 /// The golden weights with `edit` applied, written to a new file.
 fn with_weights(name: &str, edit: impl Fn(&str, &mut Vec<f32>)) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-weights-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut ck =
-        Checkpoint::open(format!("{ROOT}/lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors")).unwrap();
-    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
-        .into_iter()
-        .map(|n| {
-            let (shape, mut data) = ck.take_any(&n).unwrap();
-            edit(&n, &mut data);
-            (n, shape, data)
-        })
-        .collect();
-    let views: Vec<(&str, Vec<usize>, &[f32])> =
-        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    let path = dir.join(format!("{name}.safetensors"));
-    save_f32(&path, &views, &BTreeMap::new()).unwrap();
+    let mut tensors = read_all(GOLDEN_WEIGHTS);
+    tensors.iter_mut().for_each(|(n, _, d)| edit(n, d));
+    let path = temp_dir(&format!("weights-{name}")).join(format!("{name}.safetensors"));
+    write_all(&path, &tensors, &[]);
     path
 }
 
@@ -125,7 +92,7 @@ fn overflowing_weights_are_errors_naming_the_layer_never_printed_nans() {
         }
     });
     let tensor = "lcnet-zoo/tests/golden/x0_25_c2_80x160.io.safetensors:input";
-    let out_file = std::env::temp_dir().join(format!("lcnet-weights-{}/logits.safetensors", std::process::id()));
+    let out_file = temp_dir("weights-out").join("logits.safetensors");
     let out = lcnet(&["infer", "-w", folded.to_str().unwrap(), "-t", tensor, "-o", out_file.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");

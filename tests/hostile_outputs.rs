@@ -4,37 +4,14 @@
 
 #![cfg(unix)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{lcnet, lcnet_to, stderr, temp_dir, ROOT};
 const WEIGHTS: &str = "lcnet-zoo/tests/golden/x0_25_c2_80x160.weights.safetensors";
 const TENSOR: &str = "lcnet-zoo/tests/golden/x0_25_c2_80x160.io.safetensors:input";
-
-fn lcnet_to(args: &[&str], stdout: Stdio) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet"))
-        .args(args)
-        .current_dir(ROOT)
-        .stdout(stdout)
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run lcnet")
-}
-
-fn lcnet(args: &[&str]) -> Output {
-    lcnet_to(args, Stdio::piped())
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-outputs-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 #[test]
 fn a_full_stdout_is_an_error_everywhere() {

@@ -2,32 +2,18 @@
 //! end to end, against ONNX Runtime on the real export and PaddleClas on the
 //! x0.25 architecture.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{lcnet, read_all, stderr, temp_dir, write_all, ROOT};
 use lcnet_core::Checkpoint;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const EMBEDDED: &str = "lcnet-zoo/models/textline_ori.safetensors";
 /// Input tensors made with PaddleX's text-line preprocessing and the
 /// probabilities ONNX Runtime gave the real export on them
 /// (`tools/textline_reference.py ort --tensors`).
 const ORT_TENSORS: &str = "lcnet-zoo/tests/golden/textline_ori_ort.safetensors";
-
-fn lcnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).current_dir(ROOT).output().expect("run lcnet")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-textline-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn tensor(path: impl AsRef<Path>, name: &str) -> (Vec<usize>, Vec<f32>) {
     Checkpoint::open(Path::new(ROOT).join(path)).unwrap().take_any(name).unwrap()
@@ -295,19 +281,8 @@ fn a_bare_textline_checkpoint_imports_as_the_presets_architecture() {
     // differ): a checkpoint without metadata, as a .pdparams gives, is the
     // text-line architecture when imported with its preset.
     let dir = temp_dir("bare");
-    let mut ck = Checkpoint::open(Path::new(ROOT).join(EMBEDDED)).unwrap();
-    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = names
-        .into_iter()
-        .map(|n| {
-            let (shape, data) = ck.take_any(&n).unwrap();
-            (n, shape, data)
-        })
-        .collect();
-    let views: Vec<(&str, Vec<usize>, &[f32])> =
-        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
     let bare = dir.join("bare.safetensors");
-    lcnet_core::weights::save_f32(&bare, &views, &Default::default()).unwrap();
+    write_all(&bare, &read_all(EMBEDDED), &[]);
 
     let out = dir.join("textline.safetensors");
     let run = lcnet(&["import", bare.to_str().unwrap(), "--preset", "textline_ori", "-o", out.to_str().unwrap()]);
