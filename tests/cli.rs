@@ -1,47 +1,25 @@
 //! The `lcnet` binary as a user runs it: `list`, `infer`, and one-line errors
 //! with a non-zero exit for every kind of bad input.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{lcnet, read_all, temp_dir};
 use lcnet_core::weights::save_f32;
 use lcnet_core::Checkpoint;
 
 const GOLDEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/lcnet-zoo/tests/golden");
 const CASE: &str = "x0_25_c2_80x160";
 
-fn lcnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).output().expect("run lcnet")
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-cli-{}-{test}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn golden(suffix: &str) -> String {
     format!("{GOLDEN}/{CASE}.{suffix}.safetensors")
 }
 
-/// Every tensor of a safetensors file.
-fn read_all(path: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let mut ck = Checkpoint::open(path).unwrap();
-    let names: Vec<String> = ck.names().into_iter().map(str::to_string).collect();
-    names
-        .into_iter()
-        .map(|n| {
-            let (shape, data) = ck.take_any(&n).unwrap();
-            (n, shape, data)
-        })
-        .collect()
-}
-
 fn write_all(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-    let views: Vec<(&str, Vec<usize>, &[f32])> =
-        tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    save_f32(path, &views, &BTreeMap::new()).unwrap();
+    common::write_all(path, tensors, &[]);
 }
 
 /// Fails unless the command failed with exit code 1 and one line on stderr

@@ -2,31 +2,13 @@
 //! images, `lcnet import` of paddle2onnx exports, `lcnet info`, and the
 //! errors a user meets on bad files.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::{lcnet, softmax_error, stderr, stdout, temp_dir, ROOT};
 use lcnet_core::Checkpoint;
-
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-
-fn lcnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lcnet")).args(args).current_dir(ROOT).output().expect("run lcnet")
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lcnet-run-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn json_lines(out: &Output) -> Vec<serde_json::Value> {
     stdout(out).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
@@ -116,22 +98,6 @@ fn nothing_to_classify_is_an_error() {
     let out = lcnet(&["run", "--model", "pplcnet_x1_0", "examples/pages/page_0.png"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("pplcnet_x1_0 has no embedded weights"), "{}", stderr(&out));
-}
-
-/// Max |softmax(logits) - probs| over all entries.
-fn softmax_error(logits: &[f32], probs: &[f32], classes: usize) -> f32 {
-    let mut worst = 0.0f32;
-    for (l, p) in logits.chunks(classes).zip(probs.chunks(classes)) {
-        let max = l.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-        let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
-        let sum: f32 = e.iter().sum();
-        for (a, b) in e.iter().zip(p) {
-            let d = (a / sum - b).abs();
-            assert!(d.is_finite(), "non-finite: logits {l:?}, reference {p:?}");
-            worst = worst.max(d);
-        }
-    }
-    worst
 }
 
 #[test]

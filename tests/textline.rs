@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Output;
 
-use common::{lcnet, read_all, stderr, temp_dir, write_all, ROOT};
+use common::{lcnet, read_all, softmax_error, stderr, temp_dir, write_all, ROOT};
 use lcnet_core::Checkpoint;
 const EMBEDDED: &str = "lcnet-zoo/models/textline_ori.safetensors";
 /// Input tensors made with PaddleX's text-line preprocessing and the
@@ -17,23 +17,6 @@ const ORT_TENSORS: &str = "lcnet-zoo/tests/golden/textline_ori_ort.safetensors";
 
 fn tensor(path: impl AsRef<Path>, name: &str) -> (Vec<usize>, Vec<f32>) {
     Checkpoint::open(Path::new(ROOT).join(path)).unwrap().take_any(name).unwrap()
-}
-
-/// Largest |softmax(logits) - probs| over rows of `classes`; NaN anywhere fails.
-fn softmax_error(logits: &[f32], probs: &[f32], classes: usize) -> f32 {
-    assert_eq!(logits.len(), probs.len());
-    let mut worst = 0.0f32;
-    for (l, p) in logits.chunks(classes).zip(probs.chunks(classes)) {
-        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
-        let sum: f32 = e.iter().sum();
-        for (a, b) in e.iter().zip(p) {
-            let d = (a / sum - b).abs();
-            assert!(d.is_finite(), "non-finite: logits {l:?}, reference {p:?}");
-            worst = worst.max(d);
-        }
-    }
-    worst
 }
 
 /// `lcnet infer` of `input` through `weights`; returns the logits.

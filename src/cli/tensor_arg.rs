@@ -49,7 +49,7 @@ impl NamedTensor {
         match self.shape[..] {
             [n, c, h, w] if n > 0 && h > 0 && w > 0 => Ok((n, c, h, w)),
             [n, _, h, w] => anyhow::bail!(
-                "{}: tensor `{}` has shape {:?}: {n} images of {h}x{w}; expected at least one image of at least 1x1",
+                "{}: tensor `{}` has shape {:?}: {n} images of {h}x{w}; expected [N, 3, H, W] with N, H, W >= 1",
                 self.file.display(),
                 self.name,
                 self.shape

@@ -76,3 +76,20 @@ pub fn write_all(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)], metada
     let meta: BTreeMap<String, String> = metadata.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     lcnet_core::weights::save_f32(path, &views, &meta).unwrap();
 }
+
+/// Largest |softmax(logits) - probs| over rows of `classes`; a NaN anywhere fails.
+pub fn softmax_error(logits: &[f32], probs: &[f32], classes: usize) -> f32 {
+    assert_eq!(logits.len(), probs.len());
+    let mut worst = 0.0f32;
+    for (l, p) in logits.chunks(classes).zip(probs.chunks(classes)) {
+        let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = l.iter().map(|v| (v - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        for (a, b) in e.iter().zip(p) {
+            let d = (a / sum - b).abs();
+            assert!(d.is_finite(), "non-finite: logits {l:?}, reference {p:?}");
+            worst = worst.max(d);
+        }
+    }
+    worst
+}
