@@ -110,7 +110,7 @@ fn bad_checkpoints_give_one_line_errors() {
     let out = dir.join("out.safetensors");
     let out = out.to_str().unwrap();
     let io = golden("io");
-    let weights = read_all(&golden("weights"));
+    let weights = read_all(golden("weights"));
 
     let run = |w: &Path, extra: &[&str]| {
         let mut args = vec!["infer", "--weights", w.to_str().unwrap(), "--tensor", &io, "--out", out];
@@ -180,7 +180,7 @@ fn half_precision_checkpoints_are_widened_exactly() {
     let dir = temp_dir("half");
     // Weights rounded to what bf16 holds (8 significant bits, so f16 holds them too
     // at these magnitudes), stored once as f32 and once in each half type.
-    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(&golden("weights"))
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = read_all(golden("weights"))
         .into_iter()
         .map(|(n, s, d)| {
             (
