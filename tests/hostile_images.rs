@@ -110,7 +110,7 @@ fn declared_sizes_bombs_and_thin_strips_are_bounded() {
     assert!(stderr(&out).contains("--max-pixels"), "{}", stderr(&out));
 
     // Thin strips: only the 224 x 224 window the crop keeps is resized.
-    for (w, h) in [(1, 5000), (65535, 1), (3, 65535)] {
+    for (w, h) in [(1, 5000), (3, 65535), (5000, 1)] {
         let strip = dir.join(format!("strip_{w}x{h}.png"));
         image::GrayImage::from_pixel(w, h, image::Luma([200])).save(&strip).unwrap();
         let start = Instant::now();
@@ -118,6 +118,11 @@ fn declared_sizes_bombs_and_thin_strips_are_bounded() {
         assert!(out.status.success(), "{w}x{h}: {}", stderr(&out));
         assert!(start.elapsed() < Duration::from_secs(20), "{w}x{h} took {:?}", start.elapsed());
     }
+    // Past what any pipeline resizes (256 x 16776960): a clear error.
+    let absurd = dir.join("strip_65535x1.png");
+    image::GrayImage::from_pixel(65535, 1, image::Luma([200])).save(&absurd).unwrap();
+    let out = lcnet(&["run", absurd.to_str().unwrap(), PAGE]);
+    assert_refused_beside_a_good_page(&out, &absurd, "would be 16776960x256 after resizing");
     #[cfg(unix)]
     {
         let peak = children_peak_rss_mb();

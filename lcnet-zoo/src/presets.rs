@@ -27,6 +27,11 @@ pub enum Interpolation {
 /// this bounds the tensors a checkpoint's metadata can make lcnet allocate).
 pub const MAX_INPUT_SIDE: u32 = 4096;
 
+/// Largest image the short-side resize may make (an OpenCV `Mat`'s int
+/// index, 2^31 - 1 pixels): only the crop's window is computed here, but an
+/// image past this (a 65535x1 strip) is no input any pipeline resizes.
+pub const MAX_RESIZED_PIXELS: usize = i32::MAX as usize;
+
 /// How the image is brought to the network's input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -111,6 +116,15 @@ impl Preprocess {
                 // Only the window the crop keeps is resized: memory stays
                 // bounded by the crop whatever the aspect ratio.
                 let (w, h) = resize_short_size(image.width, image.height, resize_short as usize);
+                if w.saturating_mul(h) > MAX_RESIZED_PIXELS {
+                    return Err(Error::Invalid(format!(
+                        "image of {}x{} would be {w}x{h} after resizing its short side to {resize_short}: \
+                         an aspect ratio no classifier input has (PaddleX's cv2.resize would need {:.1} GB for it)",
+                        image.width,
+                        image.height,
+                        (w as f64 * h as f64 * 3.0) / 1e9
+                    )));
+                }
                 let crop = crop as usize;
                 if w < crop || h < crop {
                     return Err(Error::Invalid(format!(
