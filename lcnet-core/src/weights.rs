@@ -206,11 +206,11 @@ impl Checkpoint {
             Dtype::F16 => out
                 .iter_mut()
                 .zip(bytes.chunks_exact(2))
-                .for_each(|(v, b)| *v = half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+                .for_each(|(v, b)| *v = f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
             Dtype::BF16 => out
                 .iter_mut()
                 .zip(bytes.chunks_exact(2))
-                .for_each(|(v, b)| *v = half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+                .for_each(|(v, b)| *v = bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
             _ => out
                 .iter_mut()
                 .zip(bytes.chunks_exact(4))
@@ -225,6 +225,16 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// IEEE half precision (`f16` bits) to f32, exactly.
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// bfloat16 bits to f32, exactly (the high half of an f32).
+pub fn bf16_to_f32(bits: u16) -> f32 {
+    half::bf16::from_bits(bits).to_f32()
 }
 
 /// Bytes per element of the dtypes read as f32.

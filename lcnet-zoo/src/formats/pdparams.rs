@@ -2,6 +2,8 @@
 //! path)` writes, a pickled dict from parameter name to numpy array, read
 //! with the allow-listed interpreter in [`super::pickle`].
 
+use lcnet_core::weights::f16_to_f32;
+
 use super::pickle::{self, Array, ElementType, Value};
 use super::Tensor;
 
@@ -74,24 +76,6 @@ fn fortran_to_c(values: &[f32], shape: &[usize]) -> Vec<f32> {
         }
     }
     out
-}
-
-/// IEEE half to single precision.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let frac = (h & 0x3ff) as u32;
-    let bits = match exp {
-        0 if frac == 0 => sign,
-        0 => {
-            // Subnormal: value = frac * 2^-24.
-            let v = frac as f32 * (1.0 / 16_777_216.0);
-            return if sign != 0 { -v } else { v };
-        }
-        0x1f => sign | 0x7f80_0000 | (frac << 13),
-        _ => sign | ((exp + 112) << 23) | (frac << 13),
-    };
-    f32::from_bits(bits)
 }
 
 #[cfg(test)]

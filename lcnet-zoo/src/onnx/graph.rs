@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use lcnet_core::weights::{bf16_to_f32, f16_to_f32};
+
 use super::fold::{fold, FOLDABLE};
 use super::proto::{
     AttributeProto, GraphProto, NodeProto, TensorProto, DATA_TYPE_BFLOAT16, DATA_TYPE_DOUBLE, DATA_TYPE_FLOAT,
@@ -272,14 +274,4 @@ fn constant_value(n: &NodeProto) -> Option<Result<Tensor, String>> {
         "value_ints" => list(a.ints.iter().map(|&v| v as f32).collect()),
         other => return Some(Err(format!("Constant `{other}` attribute is not read"))),
     }))
-}
-
-/// IEEE half precision to f32 (exact).
-pub fn f16_to_f32(bits: u16) -> f32 {
-    half::f16::from_bits(bits).to_f32()
-}
-
-/// bfloat16 to f32 (exact: the high half of an f32).
-pub fn bf16_to_f32(bits: u16) -> f32 {
-    f32::from_bits((bits as u32) << 16)
 }
