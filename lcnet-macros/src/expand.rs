@@ -1,13 +1,13 @@
-//! Stage 4: Rust code for every width of a checked [`Net`].
+//! Stage 5: Rust code for every width of a checked [`Net`].
 //!
 //! Per width, one module behind its cargo feature, holding the layer table
 //! as consts, a weights struct whose field types carry the channel counts,
 //! and a straight-line `forward`. Plus `VARIANTS`, the compiled-in widths.
 
-use proc_macro2::{Literal, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{format_ident, quote};
 
-use crate::plan::{plan, Kind, Layer, Plan};
+use crate::plan::{plan, Layer, Op, Plan};
 use crate::validate::{Act, Net};
 
 /// Code for the whole network. `tracked_file` is the absolute path of the
@@ -33,6 +33,7 @@ pub fn network(net: &Net, tracked_file: Option<&str>) -> TokenStream {
     }
 }
 
+/// The module of one width: consts, the weights struct, `forward`.
 fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let feature = &p.feature;
     let module = format_ident!("{}", p.feature);
@@ -42,87 +43,13 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let classes = Literal::usize_unsuffixed(net.classes);
     let params = Literal::u64_unsuffixed(p.params());
     let macs = Literal::u64_unsuffixed(p.macs());
-    let act = match net.act {
-        Act::HardSwish => quote!(Activation::HardSwish),
-        Act::Relu => quote!(Activation::Relu),
-        Act::Relu6 => quote!(Activation::Relu6),
-    };
     let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
     let head_bias = net.head_bias;
-
     let layer_infos = p.layers.iter().map(layer_info);
-    let mut fields = Vec::new();
-    let mut loads = Vec::new();
-    let mut steps = Vec::new();
-    // Channels of the last feature map (the head's input).
-    let mut last_channels = Literal::usize_unsuffixed(0);
-    let mut head = format_ident!("head");
-    for l in &p.layers {
-        let field = format_ident!("{}", l.field);
-        let name = &l.name;
-        let [c_in, c_out, mid, k] = [l.in_c, l.out_c, l.mid, l.kernel].map(Literal::usize_unsuffixed);
-        let [sh, sw] = l.stride.map(Literal::usize_unsuffixed);
-        let doc = format!("`{name}`: {}", describe(l));
-        match l.kind {
-            Kind::Stem => {
-                fields.push(quote! { #[doc = #doc] pub #field: Stem<#c_out> });
-                loads.push(quote! { #field: Stem::load(ck, #name, #k, [#sh, #sw], #act)? });
-                steps.push(quote! { let x = self.#field.forward(input, ws)?; });
-            }
-            Kind::Depthwise => {
-                fields.push(quote! { #[doc = #doc] pub #field: DwConv<#c_out> });
-                loads.push(quote! { #field: DwConv::load(ck, #name, #k, [#sh, #sw], #act)? });
-                steps.push(quote! { let x = self.#field.forward(x, ws); });
-            }
-            Kind::SqueezeExcite => {
-                fields.push(quote! { #[doc = #doc] pub #field: Se<#c_in, #mid> });
-                loads.push(quote! { #field: Se::load(ck, #name)? });
-                steps.push(quote! { let x = self.#field.forward(x, ws); });
-            }
-            Kind::Pointwise => {
-                fields.push(quote! { #[doc = #doc] pub #field: PwConv<#c_in, #c_out> });
-                loads.push(quote! { #field: PwConv::load(ck, #name, #act)? });
-                steps.push(quote! { let x = self.#field.forward(x, ws); });
-            }
-            // The head is one layer in the generated code: GAP, the optional
-            // 1x1 conv and the FC.
-            Kind::HeadConv => {}
-            Kind::Fc => {
-                let (features, hidden) = (l.mid, if net.head_conv { net.head_channels } else { 0 });
-                let doc = if net.head_conv {
-                    format!(
-                        "`last_conv` + `fc`: GAP, 1x1 conv {features} -> {hidden}, activation, dropout x{}, FC",
-                        net.dropout_scale as f32
-                    )
-                } else {
-                    format!("`fc`: GAP, FC from {features} features")
-                };
-                let (features, hidden) = (Literal::usize_unsuffixed(features), Literal::usize_unsuffixed(hidden));
-                let bias = net.head_bias;
-                fields.push(quote! { #[doc = #doc] pub #field: Head<#features, #hidden> });
-                loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, INFO.dropout_scale, #bias)? });
-                last_channels = features;
-                head = field.clone();
-                steps.push(quote! { Ok(x) });
-            }
-        }
-        if let Some(stage) = &l.ends_stage {
-            steps.push(quote! { ws.record(#stage, &x); });
-        }
-    }
-
-    let module_doc = format!(
-        "{model}: PP-LCNet at width {w}, {params} parameters and {macs} multiply-accumulates \
-         at {ih}x{iw} with {classes} classes.\n\n\
-         ## Paper\n\nCui et al., \"PP-LCNet: A Lightweight CPU Convolutional Neural Network\", 2021.\n\n\
-         ## References\n\nPaddleClas `ppcls/arch/backbone/legendary_models/pp_lcnet.py` (`PPLCNet(scale={w})`).",
-        w = p.width,
-        params = p.params(),
-        macs = p.macs(),
-        ih = net.input[1],
-        iw = net.input[2],
-        classes = net.classes,
-    );
+    let body = LayerCode::of(net, p);
+    let (fields, loads, steps) = (&body.fields, &body.loads, &body.steps);
+    let (head, last_channels) = (&body.head, &body.last_channels);
+    let module_doc = module_doc(net, p);
     quote! {
         #[cfg(feature = #feature)]
         #[doc = #module_doc]
@@ -217,19 +144,140 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     }
 }
 
+/// The per-layer pieces of a variant's `Weights`: struct fields, their
+/// loads, and the statements of `features`.
+struct LayerCode {
+    fields: Vec<TokenStream>,
+    loads: Vec<TokenStream>,
+    steps: Vec<TokenStream>,
+    /// The head's field.
+    head: Ident,
+    /// Channels of the last feature map (the head's input).
+    last_channels: Literal,
+}
+
+impl LayerCode {
+    fn of(net: &Net, p: &Plan) -> LayerCode {
+        let act = match net.act {
+            Act::HardSwish => quote!(Activation::HardSwish),
+            Act::Relu => quote!(Activation::Relu),
+            Act::Relu6 => quote!(Activation::Relu6),
+        };
+        let mut code = LayerCode {
+            fields: Vec::new(),
+            loads: Vec::new(),
+            steps: Vec::new(),
+            head: format_ident!("head"),
+            last_channels: Literal::usize_unsuffixed(0),
+        };
+        for l in &p.layers {
+            code.push(net, l, &act);
+            if let Some(stage) = &l.ends_stage {
+                code.steps.push(quote! { ws.record(#stage, &x); });
+            }
+        }
+        code
+    }
+
+    fn push(&mut self, net: &Net, l: &Layer, act: &TokenStream) {
+        let field = format_ident!("{}", l.field);
+        let name = &l.name;
+        let doc = format!("`{name}`: {}", describe(&l.op));
+        let [sh, sw] = l.op.stride().map(Literal::usize_unsuffixed);
+        let k = Literal::usize_unsuffixed(l.op.kernel());
+        let (field_type, load, step) = match l.op {
+            Op::Stem { out_c, .. } => {
+                let c_out = Literal::usize_unsuffixed(out_c);
+                (
+                    quote!(Stem<#c_out>),
+                    quote!(Stem::load(ck, #name, #k, [#sh, #sw], #act)?),
+                    quote! { let x = self.#field.forward(input, ws)?; },
+                )
+            }
+            Op::Depthwise { channels, .. } => {
+                let c = Literal::usize_unsuffixed(channels);
+                (
+                    quote!(DwConv<#c>),
+                    quote!(DwConv::load(ck, #name, #k, [#sh, #sw], #act)?),
+                    quote! { let x = self.#field.forward(x, ws); },
+                )
+            }
+            Op::SqueezeExcite { channels, mid } => {
+                let [c, mid] = [channels, mid].map(Literal::usize_unsuffixed);
+                (quote!(Se<#c, #mid>), quote!(Se::load(ck, #name)?), quote! { let x = self.#field.forward(x, ws); })
+            }
+            Op::Pointwise { in_c, out_c } => {
+                let [c_in, c_out] = [in_c, out_c].map(Literal::usize_unsuffixed);
+                (
+                    quote!(PwConv<#c_in, #c_out>),
+                    quote!(PwConv::load(ck, #name, #act)?),
+                    quote! { let x = self.#field.forward(x, ws); },
+                )
+            }
+            // The head is one layer in the generated code: GAP, the optional
+            // 1x1 conv and the FC; it is emitted at the FC.
+            Op::HeadConv { .. } => return,
+            Op::Fc { features, .. } => {
+                let hidden = if net.head_conv { net.head_channels } else { 0 };
+                let doc = head_doc(net, features);
+                let (features, hidden) = (Literal::usize_unsuffixed(features), Literal::usize_unsuffixed(hidden));
+                let bias = net.head_bias;
+                self.fields.push(quote! { #[doc = #doc] pub #field: Head<#features, #hidden> });
+                self.loads.push(quote! { #field: Head::load(ck, "last_conv", "fc", #act, INFO.dropout_scale, #bias)? });
+                self.steps.push(quote! { Ok(x) });
+                self.last_channels = features;
+                self.head = field;
+                return;
+            }
+        };
+        self.fields.push(quote! { #[doc = #doc] pub #field: #field_type });
+        self.loads.push(quote! { #field: #load });
+        self.steps.push(step);
+    }
+}
+
+fn module_doc(net: &Net, p: &Plan) -> String {
+    format!(
+        "{model}: PP-LCNet at width {w}, {params} parameters and {macs} multiply-accumulates \
+         at {ih}x{iw} with {classes} classes.\n\n\
+         ## Paper\n\nCui et al., \"PP-LCNet: A Lightweight CPU Convolutional Neural Network\", 2021.\n\n\
+         ## References\n\nPaddleClas `ppcls/arch/backbone/legendary_models/pp_lcnet.py` (`PPLCNet(scale={w})`).",
+        model = p.model,
+        w = p.width,
+        params = p.params(),
+        macs = p.macs(),
+        ih = net.input[1],
+        iw = net.input[2],
+        classes = net.classes,
+    )
+}
+
+fn head_doc(net: &Net, features: usize) -> String {
+    if net.head_conv {
+        format!(
+            "`last_conv` + `fc`: GAP, 1x1 conv {features} -> {}, activation, dropout x{}, FC",
+            net.head_channels, net.dropout_scale as f32
+        )
+    } else {
+        format!("`fc`: GAP, FC from {features} features")
+    }
+}
+
 fn layer_info(l: &Layer) -> TokenStream {
     let name = &l.name;
-    let kind = match l.kind {
-        Kind::Stem => quote!(Stem),
-        Kind::Depthwise => quote!(Depthwise),
-        Kind::SqueezeExcite => quote!(SqueezeExcite),
-        Kind::Pointwise => quote!(Pointwise),
-        Kind::HeadConv => quote!(HeadConv),
-        Kind::Fc => quote!(Fc),
+    let kind = match l.op {
+        Op::Stem { .. } => quote!(Stem),
+        Op::Depthwise { .. } => quote!(Depthwise),
+        Op::SqueezeExcite { .. } => quote!(SqueezeExcite),
+        Op::Pointwise { .. } => quote!(Pointwise),
+        Op::HeadConv { .. } => quote!(HeadConv),
+        Op::Fc { .. } => quote!(Fc),
     };
-    let [k, ci, co, mid, sh, sw, oh, ow] =
-        [l.kernel, l.in_c, l.out_c, l.mid, l.stride[0], l.stride[1], l.out_hw[0], l.out_hw[1]]
-            .map(Literal::usize_unsuffixed);
+    let op = &l.op;
+    let [k, ci, co, mid] =
+        [op.kernel(), op.in_channels(), op.out_channels(), op.mid_channels()].map(Literal::usize_unsuffixed);
+    let [sh, sw] = op.stride().map(Literal::usize_unsuffixed);
+    let [oh, ow] = l.out_hw.map(Literal::usize_unsuffixed);
     let (params, macs) = (Literal::u64_unsuffixed(l.params), Literal::u64_unsuffixed(l.macs));
     quote! {
         LayerInfo {
@@ -247,24 +295,17 @@ fn layer_info(l: &Layer) -> TokenStream {
     }
 }
 
-fn describe(l: &Layer) -> String {
-    match l.kind {
-        Kind::Stem => format!(
-            "{k}x{k} conv stride {s:?}, {} -> {} channels, BN, activation",
-            l.in_c,
-            l.out_c,
-            k = l.kernel,
-            s = l.stride
-        ),
-        Kind::Depthwise => format!(
-            "{k}x{k} depthwise conv stride {s:?} on {} channels, BN, activation",
-            l.out_c,
-            k = l.kernel,
-            s = l.stride
-        ),
-        Kind::SqueezeExcite => format!("SE on {} channels, bottleneck {}", l.in_c, l.mid),
-        Kind::Pointwise => format!("1x1 conv {} -> {} channels, BN, activation", l.in_c, l.out_c),
-        Kind::HeadConv | Kind::Fc => String::new(),
+fn describe(op: &Op) -> String {
+    match *op {
+        Op::Stem { kernel: k, stride: s, out_c } => {
+            format!("{k}x{k} conv stride {s:?}, 3 -> {out_c} channels, BN, activation")
+        }
+        Op::Depthwise { kernel: k, stride: s, channels } => {
+            format!("{k}x{k} depthwise conv stride {s:?} on {channels} channels, BN, activation")
+        }
+        Op::SqueezeExcite { channels, mid } => format!("SE on {channels} channels, bottleneck {mid}"),
+        Op::Pointwise { in_c, out_c } => format!("1x1 conv {in_c} -> {out_c} channels, BN, activation"),
+        Op::HeadConv { .. } | Op::Fc { .. } => String::new(),
     }
 }
 

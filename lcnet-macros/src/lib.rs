@@ -8,11 +8,13 @@
 //! The stages, each a plain function (unit-tested without rustc):
 //! `input` (macro arguments) -> `config` (TOML with spans) ->
 //! `validate` (every error collected) -> `plan` (channels, sizes, params,
-//! MACs per width) -> `expand` (tokens); `fallback` on error.
+//! MACs per width) -> `expand` (tokens); `fallback` on error. `arith` holds
+//! PaddleClas's sizing arithmetic that validation and planning share.
 
 use proc_macro::TokenStream;
 use std::path::PathBuf;
 
+mod arith;
 mod config;
 mod expand;
 mod fallback;

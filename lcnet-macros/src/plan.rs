@@ -1,35 +1,66 @@
-//! The concrete layer list of one width: channels after `make_divisible`,
-//! feature-map sizes at the default input, parameters and MACs. Pure
-//! arithmetic, shared by expansion and the unit tests.
+//! Stage 4: the concrete layer list of one width: channels after
+//! `make_divisible`, feature-map sizes at the default input, parameters and
+//! MACs. Pure arithmetic, shared by expansion and the unit tests.
 
-use crate::validate::Net;
+use crate::arith::{conv_out, feature_name, make_divisible};
+use crate::validate::{Block, Net};
 
-/// PaddleClas `make_divisible`: round `v` to the nearest multiple of
-/// `divisor` (at least `divisor`), adding one more `divisor` if rounding lost
-/// more than 10%.
-pub fn make_divisible(v: f64, divisor: usize) -> usize {
-    let d = divisor as f64;
-    let mut new_v = d.max(((v + d / 2.0) as i64 / divisor as i64 * divisor as i64) as f64);
-    if new_v < 0.9 * v {
-        new_v += d;
-    }
-    new_v as usize
-}
-
-/// Output length of a conv with symmetric padding `(k - 1) / 2` (PaddleClas).
-pub fn conv_out(n: usize, kernel: usize, stride: usize) -> usize {
-    (n + 2 * ((kernel - 1) / 2) - kernel) / stride + 1
-}
-
-/// What a layer is; mirrors `lcnet_core::LayerKind`.
+/// What a layer computes, with the channel counts that kind has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Stem,
-    Depthwise,
-    SqueezeExcite,
-    Pointwise,
-    HeadConv,
-    Fc,
+pub enum Op {
+    /// The dense `kernel` x `kernel` conv on the RGB input.
+    Stem { kernel: usize, stride: [usize; 2], out_c: usize },
+    /// A depthwise conv on `channels`.
+    Depthwise { kernel: usize, stride: [usize; 2], channels: usize },
+    /// Squeeze-and-excitation on `channels` with a `mid`-wide bottleneck.
+    SqueezeExcite { channels: usize, mid: usize },
+    /// A 1x1 conv.
+    Pointwise { in_c: usize, out_c: usize },
+    /// The head's optional 1x1 conv after global average pooling.
+    HeadConv { in_c: usize, out_c: usize },
+    /// The classifier; `features` are the channels of the last feature map
+    /// (the head's input, whether or not a head conv comes first).
+    Fc { features: usize, in_c: usize, classes: usize },
+}
+
+impl Op {
+    pub fn kernel(&self) -> usize {
+        match *self {
+            Op::Stem { kernel, .. } | Op::Depthwise { kernel, .. } => kernel,
+            _ => 1,
+        }
+    }
+
+    pub fn stride(&self) -> [usize; 2] {
+        match *self {
+            Op::Stem { stride, .. } | Op::Depthwise { stride, .. } => stride,
+            _ => [1, 1],
+        }
+    }
+
+    pub fn in_channels(&self) -> usize {
+        match *self {
+            Op::Stem { .. } => 3,
+            Op::Depthwise { channels, .. } | Op::SqueezeExcite { channels, .. } => channels,
+            Op::Pointwise { in_c, .. } | Op::HeadConv { in_c, .. } | Op::Fc { in_c, .. } => in_c,
+        }
+    }
+
+    pub fn out_channels(&self) -> usize {
+        match *self {
+            Op::Depthwise { channels, .. } | Op::SqueezeExcite { channels, .. } => channels,
+            Op::Stem { out_c, .. } | Op::Pointwise { out_c, .. } | Op::HeadConv { out_c, .. } => out_c,
+            Op::Fc { classes, .. } => classes,
+        }
+    }
+
+    /// The SE bottleneck; 0 for every other layer.
+    pub fn mid_channels(&self) -> usize {
+        match *self {
+            Op::SqueezeExcite { mid, .. } => mid,
+            _ => 0,
+        }
+    }
 }
 
 /// One layer of one width.
@@ -39,12 +70,7 @@ pub struct Layer {
     pub field: String,
     /// PaddleClas sublayer name (`blocks2.0.dw_conv`).
     pub name: String,
-    pub kind: Kind,
-    pub kernel: usize,
-    pub stride: [usize; 2],
-    pub in_c: usize,
-    pub out_c: usize,
-    pub mid: usize,
+    pub op: Op,
     pub out_hw: [usize; 2],
     pub params: u64,
     pub macs: u64,
@@ -73,144 +99,119 @@ impl Plan {
     }
 }
 
-/// `0.25 -> x0_25`, `1.0 -> x1_0`, `2.5 -> x2_5` (PaddleClas's names).
-pub fn feature_name(width: f64) -> String {
-    let mut s = format!("{width}");
-    if !s.contains('.') {
-        s.push_str(".0");
-    }
-    format!("x{}", s.replace('.', "_"))
-}
-
 /// Lays out every layer of `net` at `width`.
 pub fn plan(net: &Net, width: f64) -> Plan {
-    let ch = |c: usize| make_divisible(c as f64 * width, net.divisor);
-    let mut layers = Vec::new();
-    let [_, mut h, mut w] = net.input;
-
-    let stem_c = ch(net.stem_channels);
-    let (k, s) = (net.stem_kernel, net.stem_stride);
-    h = conv_out(h, k, s[0]);
-    w = conv_out(w, k, s[1]);
-    let taps = (3 * k * k) as u64;
-    layers.push(Layer {
-        field: "conv1".into(),
-        name: "conv1".into(),
-        kind: Kind::Stem,
-        kernel: k,
-        stride: s,
-        in_c: 3,
-        out_c: stem_c,
-        mid: 0,
-        out_hw: [h, w],
-        params: taps * stem_c as u64 + 2 * stem_c as u64,
-        macs: (h * w) as u64 * taps * stem_c as u64,
-        ends_stage: Some("conv1".into()),
-    });
-
-    let mut c = stem_c;
+    let channels = |c: usize| make_divisible(c as f64 * width, net.divisor);
+    let mut layers = vec![stem(net, channels(net.stem_channels))];
+    let mut c = channels(net.stem_channels);
+    let mut hw = layers[0].out_hw;
     for stage in &net.stages {
         for (i, b) in stage.blocks.iter().enumerate() {
-            let (k, s) = (b.kernel, b.stride);
-            h = conv_out(h, k, s[0]);
-            w = conv_out(w, k, s[1]);
-            let hw = (h * w) as u64;
-            let kk = (k * k) as u64;
-            let prefix = format!("{}.{i}", stage.name);
-            let field = format!("{}_{i}", stage.name);
-            layers.push(Layer {
-                field: format!("{field}_dw"),
-                name: format!("{prefix}.dw_conv"),
-                kind: Kind::Depthwise,
-                kernel: k,
-                stride: s,
-                in_c: c,
-                out_c: c,
-                mid: 0,
-                out_hw: [h, w],
-                params: kk * c as u64 + 2 * c as u64,
-                macs: hw * kk * c as u64,
-                ends_stage: None,
-            });
-            if b.se {
-                let mid = c / net.se_reduction;
-                let (c64, m64) = (c as u64, mid as u64);
-                layers.push(Layer {
-                    field: format!("{field}_se"),
-                    name: format!("{prefix}.se"),
-                    kind: Kind::SqueezeExcite,
-                    kernel: 1,
-                    stride: [1, 1],
-                    in_c: c,
-                    out_c: c,
-                    mid,
-                    out_hw: [h, w],
-                    params: 2 * c64 * m64 + m64 + c64,
-                    macs: 2 * c64 * m64,
-                    ends_stage: None,
-                });
-            }
-            let out = ch(b.out_c);
-            let last = i + 1 == stage.blocks.len();
-            layers.push(Layer {
-                field: format!("{field}_pw"),
-                name: format!("{prefix}.pw_conv"),
-                kind: Kind::Pointwise,
-                kernel: 1,
-                stride: [1, 1],
-                in_c: c,
-                out_c: out,
-                mid: 0,
-                out_hw: [h, w],
-                params: (c * out + 2 * out) as u64,
-                macs: hw * (c * out) as u64,
-                ends_stage: last.then(|| stage.name.clone()),
-            });
-            c = out;
+            let out_c = channels(b.out_c);
+            let ends_stage = (i + 1 == stage.blocks.len()).then(|| stage.name.clone());
+            let block_layers = block(net, b, &format!("{}.{i}", stage.name), (c, out_c), &mut hw);
+            layers.extend(block_layers);
+            layers.last_mut().expect("a block ends with its pointwise conv").ends_stage = ends_stage;
+            c = out_c;
         }
     }
+    layers.extend(head(net, c));
 
-    // The head: an optional 1x1 conv (with optional bias), then the FC.
+    let width_tag = feature_name(width);
+    let feature = format!("{}{width_tag}", net.feature_prefix);
+    Plan { width, model: format!("{}_{width_tag}", net.name), feature, layers }
+}
+
+/// The stem conv with `out_c` channels.
+fn stem(net: &Net, out_c: usize) -> Layer {
+    let (kernel, stride) = (net.stem_kernel, net.stem_stride);
+    let [_, h, w] = net.input;
+    let out_hw = [conv_out(h, kernel, stride[0]), conv_out(w, kernel, stride[1])];
+    let taps = (3 * kernel * kernel) as u64;
+    Layer {
+        field: "conv1".into(),
+        name: "conv1".into(),
+        op: Op::Stem { kernel, stride, out_c },
+        out_hw,
+        params: taps * out_c as u64 + 2 * out_c as u64,
+        macs: (out_hw[0] * out_hw[1]) as u64 * taps * out_c as u64,
+        ends_stage: Some("conv1".into()),
+    }
+}
+
+/// One depthwise-separable block (`prefix` = `blocks2.0`) from `c` to
+/// `out_c` channels: depthwise conv, SE if the row asks, pointwise conv.
+/// Advances the feature-map size `hw` by the block's stride.
+fn block(net: &Net, b: &Block, prefix: &str, (c, out_c): (usize, usize), hw: &mut [usize; 2]) -> Vec<Layer> {
+    let (kernel, stride) = (b.kernel, b.stride);
+    *hw = [conv_out(hw[0], kernel, stride[0]), conv_out(hw[1], kernel, stride[1])];
+    let pixels = (hw[0] * hw[1]) as u64;
+    let field = prefix.replace('.', "_");
+    let taps = (kernel * kernel) as u64;
+    let mut layers = vec![Layer {
+        field: format!("{field}_dw"),
+        name: format!("{prefix}.dw_conv"),
+        op: Op::Depthwise { kernel, stride, channels: c },
+        out_hw: *hw,
+        params: taps * c as u64 + 2 * c as u64,
+        macs: pixels * taps * c as u64,
+        ends_stage: None,
+    }];
+    if b.se {
+        let mid = c / net.se_reduction;
+        let (c64, m64) = (c as u64, mid as u64);
+        layers.push(Layer {
+            field: format!("{field}_se"),
+            name: format!("{prefix}.se"),
+            op: Op::SqueezeExcite { channels: c, mid },
+            out_hw: *hw,
+            params: 2 * c64 * m64 + m64 + c64,
+            macs: 2 * c64 * m64,
+            ends_stage: None,
+        });
+    }
+    layers.push(Layer {
+        field: format!("{field}_pw"),
+        name: format!("{prefix}.pw_conv"),
+        op: Op::Pointwise { in_c: c, out_c },
+        out_hw: *hw,
+        params: (c * out_c + 2 * out_c) as u64,
+        macs: pixels * (c * out_c) as u64,
+        ends_stage: None,
+    });
+    layers
+}
+
+/// The head on `features` channels: an optional 1x1 conv (with optional
+/// bias), then the FC.
+fn head(net: &Net, features: usize) -> Vec<Layer> {
+    let mut layers = Vec::new();
     let fc_in = if net.head_conv {
         let hidden = net.head_channels;
         let bias = if net.head_bias { hidden as u64 } else { 0 };
         layers.push(Layer {
             field: "head".into(),
             name: "last_conv".into(),
-            kind: Kind::HeadConv,
-            kernel: 1,
-            stride: [1, 1],
-            in_c: c,
-            out_c: hidden,
-            mid: 0,
+            op: Op::HeadConv { in_c: features, out_c: hidden },
             out_hw: [1, 1],
-            params: (c * hidden) as u64 + bias,
-            macs: (c * hidden) as u64,
+            params: (features * hidden) as u64 + bias,
+            macs: (features * hidden) as u64,
             ends_stage: None,
         });
         hidden
     } else {
-        c
+        features
     };
     layers.push(Layer {
         field: "head".into(),
         name: "fc".into(),
-        kind: Kind::Fc,
-        kernel: 1,
-        stride: [1, 1],
-        in_c: fc_in,
-        out_c: net.classes,
-        // The FC's `mid` records the channels of the last feature map.
-        mid: c,
+        op: Op::Fc { features, in_c: fc_in, classes: net.classes },
         out_hw: [1, 1],
         params: (fc_in * net.classes + net.classes) as u64,
         macs: (fc_in * net.classes) as u64,
         ends_stage: None,
     });
-
-    let width_tag = feature_name(width);
-    let feature = format!("{}{width_tag}", net.feature_prefix);
-    Plan { width, model: format!("{}_{width_tag}", net.name), feature, layers }
+    layers
 }
 
 #[cfg(test)]
@@ -225,24 +226,6 @@ mod tests {
     }
 
     #[test]
-    fn make_divisible_matches_paddleclas() {
-        // PaddleClas channel table (tools/ref/params_macs.md).
-        assert_eq!(make_divisible(16.0 * 0.25, 8), 8);
-        assert_eq!(make_divisible(32.0 * 0.35, 8), 16);
-        assert_eq!(make_divisible(64.0 * 0.35, 8), 24);
-        assert_eq!(make_divisible(256.0 * 0.35, 8), 88);
-        assert_eq!(make_divisible(512.0 * 0.35, 8), 176);
-        assert_eq!(make_divisible(16.0 * 0.75, 8), 16);
-        assert_eq!(make_divisible(16.0 * 2.5, 8), 40);
-    }
-
-    #[test]
-    fn feature_names_follow_paddleclas() {
-        let names: Vec<String> = [0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 2.5].map(feature_name).to_vec();
-        assert_eq!(names, ["x0_25", "x0_35", "x0_5", "x0_75", "x1_0", "x1_5", "x2_0", "x2_5"]);
-    }
-
-    #[test]
     fn channel_table_matches_paddleclas() {
         let net = pp_lcnet();
         // width: conv1, blocks2..blocks6 outputs, SE mids (params_macs.md).
@@ -253,11 +236,18 @@ mod tests {
             (2.5, 40, [80, 160, 320, 640, 1280], [160, 320]),
         ] {
             let p = plan(&net, w);
-            assert_eq!(p.layers[0].out_c, stem, "{w}");
+            assert_eq!(p.layers[0].op.out_channels(), stem, "{w}");
             let ends: Vec<usize> =
-                p.layers.iter().filter(|l| l.ends_stage.is_some()).skip(1).map(|l| l.out_c).collect();
+                p.layers.iter().filter(|l| l.ends_stage.is_some()).skip(1).map(|l| l.op.out_channels()).collect();
             assert_eq!(ends, stages, "{w}");
-            let mids: Vec<usize> = p.layers.iter().filter(|l| l.kind == Kind::SqueezeExcite).map(|l| l.mid).collect();
+            let mids: Vec<usize> = p
+                .layers
+                .iter()
+                .filter_map(|l| match l.op {
+                    Op::SqueezeExcite { mid, .. } => Some(mid),
+                    _ => None,
+                })
+                .collect();
             assert_eq!(mids, se, "{w}");
         }
     }

@@ -5,7 +5,8 @@
 
 use toml::Spanned;
 
-use crate::config::{ConfigError, RawConfig};
+use crate::arith::make_divisible;
+use crate::config::{ConfigError, RawConfig, RawHead, RawNetwork, RawStage};
 
 /// Activation used after every conv (PP-LCNet: HardSwish).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -107,8 +108,56 @@ impl Ctxt {
 /// Checks the table; returns every problem found.
 pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
     let mut cx = Ctxt::default();
-    let net = raw.network.get_ref();
+    let top = network_section(&mut cx, raw.network.get_ref());
+    let stem = raw.stem.get_ref();
+    let stem_kernel = cx.kernel(&stem.kernel, "stem kernel");
+    let stem_stride = cx.stride(&stem.stride, "stem stride");
+    let stem_channels = cx.count(&stem.channels, "stem channels", 1);
+    let se_reduction = match &raw.se {
+        Some(se) => cx.count(&se.get_ref().reduction, "SE reduction", 1),
+        None => 4,
+    };
+    let stages = stages(&mut cx, &raw.stages, stem_channels);
+    se_divides_channels(&mut cx, raw.stages.get_ref(), &top, se_reduction);
+    let head = head_section(&mut cx, raw.head.get_ref());
 
+    let net = Net {
+        name: top.name,
+        feature_prefix: top.feature_prefix,
+        input: top.input,
+        classes: top.classes,
+        widths: top.widths,
+        divisor: top.divisor,
+        act: top.act,
+        stem_kernel,
+        stem_stride,
+        stem_channels,
+        se_reduction,
+        stages,
+        head_channels: head.channels,
+        head_conv: head.conv,
+        head_bias: head.bias,
+        dropout_scale: head.dropout_scale,
+    };
+    if cx.errors.is_empty() {
+        Ok(net)
+    } else {
+        Err(cx.errors)
+    }
+}
+
+/// The checked `[network]` section.
+struct NetworkSection {
+    name: String,
+    feature_prefix: String,
+    input: [usize; 3],
+    classes: usize,
+    widths: Vec<f64>,
+    divisor: usize,
+    act: Act,
+}
+
+fn network_section(cx: &mut Ctxt, net: &RawNetwork) -> NetworkSection {
     let input = match net.input.get_ref().as_slice() {
         [c, h, w] => {
             if *c.get_ref() != 3 {
@@ -153,24 +202,19 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             Act::HardSwish
         }
     };
+    NetworkSection { name: net.name.get_ref().clone(), feature_prefix, input, classes, widths, divisor, act }
+}
 
-    let stem = raw.stem.get_ref();
-    let stem_kernel = cx.kernel(&stem.kernel, "stem kernel");
-    let stem_stride = cx.stride(&stem.stride, "stem stride");
-    let stem_channels = cx.count(&stem.channels, "stem channels", 1);
-
-    let se_reduction = match &raw.se {
-        Some(se) => cx.count(&se.get_ref().reduction, "SE reduction", 1),
-        None => 4,
-    };
-
+/// Every `[[stage]]`, with the channel chain checked from the stem's
+/// `stem_channels` through every block row.
+fn stages(cx: &mut Ctxt, raw: &Spanned<Vec<Spanned<RawStage>>>, stem_channels: usize) -> Vec<Stage> {
     let mut stages = Vec::new();
     // (stage label, channels) of whatever came last, for the chain check.
     let mut prev = ("the stem".to_string(), Some(stem_channels));
-    if raw.stages.get_ref().is_empty() {
-        cx.error(&raw.stages, "the table needs at least one [[stage]]");
+    if raw.get_ref().is_empty() {
+        cx.error(raw, "the table needs at least one [[stage]]");
     }
-    for stage in raw.stages.get_ref() {
+    for stage in raw.get_ref() {
         let stage = stage.get_ref();
         let name = stage.name.get_ref().clone();
         if !is_ident(&name) {
@@ -185,7 +229,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         let mut blocks = Vec::new();
         for (i, row) in stage.blocks.get_ref().iter().enumerate() {
             let label = format!("{name}[{i}]");
-            let Some(block) = block_row(&mut cx, row, &label) else {
+            let Some(block) = block_row(cx, row, &label) else {
                 // The row's channels are unknown: do not compare the next row with them.
                 prev.1 = None;
                 continue;
@@ -199,9 +243,13 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
         }
         stages.push(Stage { name, blocks });
     }
+    stages
+}
 
-    // SE's bottleneck is C / reduction of the channels it sees at each width.
-    for stage in raw.stages.get_ref() {
+/// SE's bottleneck is C / reduction of the channels it sees at each width:
+/// the reduction must divide them at every width.
+fn se_divides_channels(cx: &mut Ctxt, stages: &[Spanned<RawStage>], top: &NetworkSection, se_reduction: usize) {
+    for stage in stages {
         let stage = stage.get_ref();
         for (i, row) in stage.blocks.get_ref().iter().enumerate() {
             let (Some(in_c), Some(true)) = (
@@ -210,8 +258,8 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             ) else {
                 continue;
             };
-            for &w in &widths {
-                let c = crate::plan::make_divisible(in_c.max(1) as f64 * w, divisor);
+            for &w in &top.widths {
+                let c = make_divisible(in_c.max(1) as f64 * w, top.divisor);
                 if !c.is_multiple_of(se_reduction) {
                     let label = format!("{}[{i}]", stage.name.get_ref());
                     cx.error(
@@ -222,12 +270,21 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             }
         }
     }
+}
 
-    let head = raw.head.get_ref();
-    let head_channels = cx.count(&head.channels, "head channels", 1);
-    let head_conv = head.conv.as_ref().is_none_or(|c| *c.get_ref());
-    let head_bias = head.bias.as_ref().is_some_and(|b| *b.get_ref());
-    if let (false, Some(bias)) = (head_conv, head.bias.as_ref().filter(|b| *b.get_ref())) {
+/// The checked `[head]` section.
+struct HeadSection {
+    channels: usize,
+    conv: bool,
+    bias: bool,
+    dropout_scale: f64,
+}
+
+fn head_section(cx: &mut Ctxt, head: &RawHead) -> HeadSection {
+    let channels = cx.count(&head.channels, "head channels", 1);
+    let conv = head.conv.as_ref().is_none_or(|c| *c.get_ref());
+    let bias = head.bias.as_ref().is_some_and(|b| *b.get_ref());
+    if let (false, Some(bias)) = (conv, head.bias.as_ref().filter(|b| *b.get_ref())) {
         cx.error(bias, "the head has no conv (conv = false), so it cannot have a conv bias");
     }
     let p = *head.dropout.get_ref();
@@ -236,7 +293,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
     }
     let dropout_scale = match head.dropout_mode.get_ref().as_str() {
         // PaddleClas applies dropout only after the head conv.
-        _ if !head_conv => 1.0,
+        _ if !conv => 1.0,
         "downscale_in_infer" => 1.0 - p,
         "upscale_in_train" => 1.0,
         other => {
@@ -247,30 +304,7 @@ pub fn check(raw: &RawConfig) -> Result<Net, Vec<ConfigError>> {
             1.0
         }
     };
-
-    let net = Net {
-        name: net.name.get_ref().clone(),
-        feature_prefix,
-        input,
-        classes,
-        widths,
-        divisor,
-        act,
-        stem_kernel,
-        stem_stride,
-        stem_channels,
-        se_reduction,
-        stages,
-        head_channels,
-        head_conv,
-        head_bias,
-        dropout_scale,
-    };
-    if cx.errors.is_empty() {
-        Ok(net)
-    } else {
-        Err(cx.errors)
-    }
+    HeadSection { channels, conv, bias, dropout_scale }
 }
 
 /// One `[kernel, in, out, stride, se]` row.

@@ -118,7 +118,7 @@ pub mod x0_5 {
             stride: [1, 1],
             in_channels: 128,
             out_channels: 10,
-            mid_channels: 32,
+            mid_channels: 0,
             out_hw: [1, 1],
             params: 1290,
             macs: 1280,
