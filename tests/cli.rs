@@ -78,6 +78,18 @@ fn list_prints_a_table() {
 }
 
 #[test]
+fn widths_print_as_the_table_writes_them() {
+    let json = String::from_utf8(lcnet(&["list", "--json"]).stdout).unwrap();
+    let widths: Vec<&str> =
+        json.lines().filter_map(|l| l.trim().trim_end_matches(',').strip_prefix("\"width\": ")).collect();
+    assert_eq!(widths, ["0.25", "0.35", "0.5", "0.75", "1.0", "1.5", "2.0", "2.5", "0.25", "1.0"]);
+    let text = String::from_utf8(lcnet(&["list"]).stdout).unwrap();
+    assert!(text.contains(" 0.35x "), "{text}");
+    let info = String::from_utf8(lcnet(&["info", "--json", "pplcnet_x0_35"]).stdout).unwrap();
+    assert!(info.lines().any(|l| l.trim().trim_end_matches(',') == "\"width\": 0.35"), "{info}");
+}
+
+#[test]
 fn infer_matches_paddleclas_and_infers_the_width() {
     let dir = temp_dir("infer");
     let out_path = dir.join("logits.safetensors");

@@ -69,8 +69,9 @@ pub struct VariantInfo {
     pub name: &'static str,
     /// The cargo feature that compiles it, e.g. `x1_0`.
     pub feature: &'static str,
-    /// Width multiplier.
-    pub width: f32,
+    /// Width multiplier, as the layer table writes it (`0.35`: an `f64` so
+    /// that it prints as written).
+    pub width: f64,
     /// Default input `[channels, height, width]`.
     pub input: [usize; 3],
     /// Number of classes the table declares (checkpoints may have others).

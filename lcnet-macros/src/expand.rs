@@ -38,7 +38,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let feature = &p.feature;
     let module = format_ident!("{}", p.feature);
     let model = &p.model;
-    let width = Literal::f32_suffixed(p.width as f32);
+    let width = Literal::f64_suffixed(p.width);
     let [ic, ih, iw] = net.input.map(Literal::usize_unsuffixed);
     let classes = Literal::usize_unsuffixed(net.classes);
     let params = Literal::u64_unsuffixed(p.params());
@@ -61,8 +61,8 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace,
             };
 
-            /// Width multiplier.
-            pub const WIDTH: f32 = #width;
+            /// Width multiplier, as the table writes it.
+            pub const WIDTH: f64 = #width;
             /// Default input `[channels, height, width]`.
             pub const INPUT: [usize; 3] = [#ic, #ih, #iw];
             /// Trainable parameters at the default classes (BN running statistics excluded).

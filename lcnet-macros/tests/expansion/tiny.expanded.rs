@@ -17,8 +17,8 @@ pub mod x0_5 {
         Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo,
         Workspace,
     };
-    /// Width multiplier.
-    pub const WIDTH: f32 = 0.5f32;
+    /// Width multiplier, as the table writes it.
+    pub const WIDTH: f64 = 0.5f64;
     /// Default input `[channels, height, width]`.
     pub const INPUT: [usize; 3] = [3, 32, 32];
     /// Trainable parameters at the default classes (BN running statistics excluded).
