@@ -48,7 +48,7 @@ fn preprocessing_metadata_is_range_checked() {
             format!(r#"{{{BASE},"std":[0.2,0.2,0.2],"resize_width":0,"resize_height":80}}"#),
             "`resize_width` is 0",
         ),
-        ("garbage", "[]".to_string(), "`preprocess` metadata"),
+        ("garbage", "[]".to_string(), "metadata `preprocess`: invalid type"),
     ];
     for (name, json, needle) in cases {
         let path = with_metadata(name, &[("preprocess", &json), ("model", "pplcnet_x0_25")]);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use lcnet_core::ndarray::ArrayView4;
 use lcnet_core::{Checkpoint, LayerKind, Workspace};
-use lcnet_zoo::onnx::proto::{
+use lcnet_zoo::__private::onnx_proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, TensorProto, ValueInfoProto, DATA_TYPE_FLOAT, DATA_TYPE_INT64,
 };
 use prost::Message;

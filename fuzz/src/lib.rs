@@ -12,6 +12,9 @@ use lcnet_zoo::presets::Preprocess;
 // The network table's parser and checks, as the proc-macro runs them
 // (a proc-macro crate exports no functions, so its modules are compiled in).
 #[allow(dead_code, missing_docs)]
+#[path = "../../lcnet-macros/src/arith.rs"]
+mod arith;
+#[allow(dead_code, missing_docs)]
 #[path = "../../lcnet-macros/src/config.rs"]
 mod config;
 #[allow(dead_code, missing_docs)]
@@ -21,18 +24,13 @@ mod plan;
 #[path = "../../lcnet-macros/src/validate.rs"]
 mod validate;
 
-// The CLI's image decoding, with its limits.
-#[allow(dead_code)]
-#[path = "../../src/cli/images.rs"]
-mod images;
-
 /// A canonical safetensors checkpoint: parse, load as whatever variant its
 /// shapes or metadata say, read its labels and preprocessing, run an 8x8 input.
 pub fn checkpoint(data: &[u8]) {
     let Ok(mut ck) = Checkpoint::from_vec("fuzz.safetensors", data.to_vec()) else { return };
     let Ok(classifier) = lcnet_zoo::Classifier::from_checkpoint(&mut ck, None) else { return };
     let input = Array4::<f32>::from_elem((1, 3, 8, 8), 0.5);
-    let _ = classifier.net.forward(input.view(), &mut Workspace::new());
+    let _ = classifier.network().forward(input.view(), &mut Workspace::new());
 }
 
 /// A paddle2onnx export: decode, fold, match, convert.
@@ -42,8 +40,8 @@ pub fn onnx(data: &[u8]) {
 
 /// A `.pdparams` pickle: the interpreter, then the state-dict reader.
 pub fn pickle(data: &[u8]) {
-    let _ = lcnet_zoo::formats::pickle::load(data);
-    let _ = lcnet_zoo::formats::pdparams::read(data);
+    let _ = lcnet_zoo::__private::pickle::load(data);
+    let _ = lcnet_zoo::__private::pdparams::read(data);
 }
 
 /// A network table: parse, check, and plan every width it lists.
@@ -56,15 +54,16 @@ pub fn table(data: &[u8]) {
     }
 }
 
-/// An image file: bounded decode (1 Mpixel here, to keep each run fast),
+/// An image file: the library's bounded decode (1 Mpixel here, to keep each run fast),
 /// then both preprocessings (short side + centre crop, and stretch).
 pub fn image(data: &[u8]) {
     let path = std::env::temp_dir().join(format!("lcnet-fuzz-image-{}", std::process::id()));
     if std::fs::write(&path, data).is_err() {
         return;
     }
-    let limits = images::ImageLimits { max_pixels: 1_000_000, ..Default::default() };
-    let Ok(decoded) = images::decode(&path, true, &limits) else { return };
+    let limits = lcnet_zoo::ImageLimits { max_pixels: 1_000_000, ..Default::default() };
+    let decoding = lcnet_zoo::Decoding { limits, apply_exif: true };
+    let Ok(decoded) = lcnet_zoo::decode_rgb(&path, &decoding) else { return };
     for preprocess in [Preprocess::paddlex_classification(), Preprocess::paddlex_textline()] {
         let (h, w) = preprocess.input_hw();
         let mut out = vec![0.0; 3 * h * w];

@@ -12,7 +12,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use lcnet_core::kernels::{dwconv, pwconv, stem, Activation, Isa, Tier};
+use lcnet_core::__private::kernels::{dwconv, pwconv, stem, Activation, Isa, Tier};
 use lcnet_core::AlignedVec;
 
 /// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.

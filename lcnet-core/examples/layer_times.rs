@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use lcnet_core::kernels::{dwconv, pwconv, stem, Activation};
+use lcnet_core::__private::kernels::{dwconv, pwconv, stem, Activation};
 
 fn time<F: FnMut()>(mut f: F) -> f64 {
     for _ in 0..3 {

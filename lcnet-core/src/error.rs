@@ -1,4 +1,5 @@
-//! The one error type of lcnet-core.
+//! The one error type of lcnet-core. Errors of the zoo (model names,
+//! checkpoint formats, images) are `lcnet_zoo::Error`, which wraps this one.
 
 use std::path::PathBuf;
 
@@ -7,6 +8,7 @@ use std::path::PathBuf;
 /// Every variant names the file, tensor or value at fault, so that the message
 /// alone tells a user what to fix.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file could not be opened, mapped or written.
     #[error("{path}: {source}")]
@@ -83,33 +85,48 @@ pub enum Error {
         /// The shape found.
         got: Vec<usize>,
     },
-    /// A model name that is not compiled into this build.
-    #[error("unknown model `{name}`; this build has: {}", known.join(", "))]
-    UnknownModel {
-        /// The name asked for.
-        name: String,
-        /// The names this build knows.
-        known: Vec<String>,
+    /// An input value is NaN or infinite (the network would spread it to
+    /// every logit).
+    #[error("input holds a non-finite value ({value}) at flat index {index}")]
+    NonFiniteInput {
+        /// Flat index into the NCHW input.
+        index: usize,
+        /// The value.
+        value: f32,
     },
-    /// No compiled variant has the layer shapes a checkpoint holds.
-    #[error("{path}: no compiled PP-LCNet variant matches this checkpoint ({detail})")]
-    NoVariantMatches {
+    /// A tensor in a checkpoint holds a NaN or infinity.
+    #[error("{path}: tensor `{name}` holds a non-finite value ({value}) at flat index {index}")]
+    NonFiniteTensor {
         /// The checkpoint file.
         path: PathBuf,
-        /// What was compared.
-        detail: String,
+        /// The tensor name.
+        name: String,
+        /// Flat index of the first such value.
+        index: usize,
+        /// The value.
+        value: f32,
     },
-    /// A model file (ONNX, ...) could not be imported.
+    /// Weights that load but cannot be used: a negative running variance, a
+    /// BatchNorm whose folding overflows f32, an FC without classes.
     #[error("{path}: {reason}")]
-    Import {
-        /// The file being imported.
+    UnusableWeights {
+        /// The checkpoint file.
         path: PathBuf,
-        /// Which node or tensor did not fit, and why.
+        /// The tensor (or layer prefix) at fault.
+        name: String,
+        /// What is wrong with it, with the values.
         reason: String,
     },
-    /// A value in a tensor or checkpoint is not usable (NaN in weights, ...).
-    #[error("{0}")]
-    Invalid(String),
+    /// A metadata entry of a checkpoint cannot be used.
+    #[error("{path}: metadata `{key}`: {reason}")]
+    BadMetadata {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// The metadata key.
+        key: String,
+        /// What is wrong with its value.
+        reason: String,
+    },
 }
 
 /// `Result` with [`Error`].

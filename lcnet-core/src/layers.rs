@@ -28,10 +28,11 @@ pub fn bn_eps(ck: &Checkpoint) -> Result<f64> {
     let Some(text) = ck.metadata().get(BN_EPS_KEY) else { return Ok(BN_EPS) };
     match text.trim().parse::<f64>() {
         Ok(eps) if eps.is_finite() && eps > 0.0 && eps < 1.0 => Ok(eps),
-        _ => Err(Error::Invalid(format!(
-            "{}: metadata `{BN_EPS_KEY}` is `{text}`; expected a number in (0, 1) such as 1e-5",
-            ck.path().display()
-        ))),
+        _ => Err(Error::BadMetadata {
+            path: ck.path().to_path_buf(),
+            key: BN_EPS_KEY.to_string(),
+            reason: format!("`{text}` is not a number in (0, 1) such as 1e-5"),
+        }),
     }
 }
 
@@ -49,11 +50,14 @@ fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<
     let mean = ck.take(&format!("{prefix}.bn._mean"), &[c])?;
     let var = ck.take(&format!("{prefix}.bn._variance"), &[c])?;
     if let Some(i) = var.iter().position(|&v| !(v.is_finite() && v as f64 + eps > 0.0)) {
-        return Err(Error::Invalid(format!(
-            "{}: `{prefix}.bn._variance` is {} at channel {i}: a running variance must be finite and above -eps ({eps:e})",
-            ck.path().display(),
-            var[i]
-        )));
+        return Err(Error::UnusableWeights {
+            path: ck.path().to_path_buf(),
+            name: format!("{prefix}.bn._variance"),
+            reason: format!(
+                "`{prefix}.bn._variance` is {} at channel {i}: a running variance must be finite and above -eps ({eps:e})",
+                var[i]
+            ),
+        });
     }
     let per_out = weight.len() / c;
     let mut folded = vec![0.0; weight.len()];
@@ -67,14 +71,17 @@ fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<
     }
     if let Some(i) = folded.iter().chain(&bias).position(|v| !v.is_finite()) {
         let channel = if i < folded.len() { i / per_out } else { i - folded.len() };
-        return Err(Error::Invalid(format!(
-            "{}: `{prefix}` overflows f32 when its BatchNorm is folded in (channel {channel}: weight {} x gamma {} / \
-             sqrt(variance {} + eps)); the checkpoint's values are not usable",
-            ck.path().display(),
-            weight.get(channel * per_out).copied().unwrap_or_default(),
-            gamma[channel],
-            var[channel]
-        )));
+        return Err(Error::UnusableWeights {
+            path: ck.path().to_path_buf(),
+            name: prefix.to_string(),
+            reason: format!(
+                "`{prefix}` overflows f32 when its BatchNorm is folded in (channel {channel}: weight {} x gamma {} / \
+                 sqrt(variance {} + eps)); the checkpoint's values are not usable",
+                weight.get(channel * per_out).copied().unwrap_or_default(),
+                gamma[channel],
+                var[channel]
+            ),
+        });
     }
     Ok((folded, bias))
 }
@@ -94,7 +101,7 @@ fn first_non_finite(values: &[f32]) -> Option<usize> {
 /// Values per block of [`first_non_finite`]'s first sweep.
 const FINITE_BLOCK: usize = 1024;
 
-crate::multiversion!(fn first_bad_block(values: &[f32], found: &mut Option<usize>) => first_bad_block_body);
+crate::kernels::dispatch::multiversion!(fn first_bad_block(values: &[f32], found: &mut Option<usize>) => first_bad_block_body);
 
 /// The first block of [`FINITE_BLOCK`] values holding a NaN or infinity.
 /// (`F` is unused: no multiply-adds here, only the ISA matters.)
@@ -135,7 +142,7 @@ impl<const C: usize> Stem<C> {
         let input = input.as_standard_layout();
         let data = input.as_slice().expect("standard layout is contiguous");
         if let Some(i) = first_non_finite(data) {
-            return Err(Error::Invalid(format!("input holds a non-finite value ({}) at flat index {i}", data[i])));
+            return Err(Error::NonFiniteInput { index: i, value: data[i] });
         }
         let (oh, ow) = self.weights.out_hw(h, w);
         let len = n * oh * ow * C;
@@ -264,10 +271,13 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         let classes = match ck.shape(&fc_name) {
             Some([rows, classes]) if *rows == features && *classes > 0 => *classes,
             Some(got) => {
-                return Err(Error::Invalid(format!(
-                    "{}: tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1",
-                    ck.path().display()
-                )))
+                return Err(Error::UnusableWeights {
+                    path: ck.path().to_path_buf(),
+                    name: fc_name.clone(),
+                    reason: format!(
+                        "tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1"
+                    ),
+                })
             }
             None => {
                 return Err(Error::MissingTensor {

@@ -193,13 +193,15 @@ impl Checkpoint {
         let (start, end) = info.data_offsets;
         let bytes = &self.bytes[self.data_start + start..self.data_start + end];
         if bytes.len() != out.len() * width {
-            return Err(Error::Invalid(format!(
-                "{}: tensor `{name}` holds {} bytes, its shape {:?} needs {}",
-                self.path.display(),
-                bytes.len(),
-                info.shape,
-                out.len() * width
-            )));
+            return Err(Error::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "tensor `{name}` holds {} bytes, its shape {:?} needs {}",
+                    bytes.len(),
+                    info.shape,
+                    out.len() * width
+                ),
+            });
         }
         // The data may sit at any byte offset in the file, so decode rather than cast.
         match info.dtype {
@@ -217,11 +219,12 @@ impl Checkpoint {
                 .for_each(|(v, b)| *v = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         }
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "{}: tensor `{name}` holds a non-finite value ({}) at flat index {i}",
-                self.path.display(),
-                out[i]
-            )));
+            return Err(Error::NonFiniteTensor {
+                path: self.path.clone(),
+                name: name.to_string(),
+                index: i,
+                value: out[i],
+            });
         }
         Ok(())
     }
@@ -269,7 +272,8 @@ fn describe(e: &safetensors::SafeTensorError) -> String {
 
 /// Writes f32 tensors to `path` as safetensors, atomically (a temporary file
 /// in the same folder, then a rename), so a failed write never leaves a half
-/// file behind; an existing regular file is replaced, anything else refused. The header's keys are sorted and the data follows in name
+/// file behind; an existing regular file is replaced, anything else refused.
+/// The header's keys are sorted and the data follows in name
 /// order, so the same tensors always give the same bytes.
 pub fn save_f32(
     path: &Path,
@@ -301,7 +305,10 @@ pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<Stri
     for (name, shape, data) in &sorted {
         let expected: usize = shape.iter().product();
         if data.len() != expected {
-            return Err(Error::Invalid(format!("tensor `{name}`: {} values for shape {shape:?}", data.len())));
+            return Err(Error::BadInput {
+                expected: format!("{} values for tensor `{name}` of shape {shape:?}", expected),
+                got: vec![data.len()],
+            });
         }
         let end = offset + 4 * data.len();
         header.insert(

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{assert_close, to_nchw, to_nhwc, Rng};
-use lcnet_core::kernels::{conv_out_len, dwconv, head, pwconv, se, stem, Activation, Isa};
+use lcnet_core::__private::kernels::{conv_out_len, dwconv, head, pwconv, se, stem, Activation, Isa};
 
 const ATOL: f32 = 2e-5;
 const RTOL: f32 = 2e-5;

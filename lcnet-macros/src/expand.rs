@@ -54,8 +54,8 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
         #[cfg(feature = #feature)]
         #[doc = #module_doc]
         pub mod #module {
-            use ::lcnet_zoo::lcnet_core::kernels::Activation;
-            use ::lcnet_zoo::lcnet_core::layers::{DwConv, Head, PwConv, Se, Stem};
+            use ::lcnet_zoo::lcnet_core::__private::kernels::Activation;
+            use ::lcnet_zoo::lcnet_core::__private::layers::{DwConv, Head, PwConv, Se, Stem};
             use ::lcnet_zoo::lcnet_core::ndarray::{Array2, ArrayView4};
             use ::lcnet_zoo::lcnet_core::{
                 Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace,
@@ -125,7 +125,7 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                     // Several images go one at a time, in parallel groups
                     // (cache-friendly), then through the head together (it
                     // reads its weights once for the batch).
-                    ::lcnet_zoo::lcnet_core::forward_per_image(
+                    ::lcnet_zoo::lcnet_core::__private::forward_per_image(
                         input,
                         ws,
                         |x, ws| self.features(x, ws),

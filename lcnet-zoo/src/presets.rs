@@ -2,8 +2,10 @@
 //! preprocessing, provenance, and for `doc_ori` the weights themselves).
 
 use lcnet_core::preprocess::{normalize_chw, resize_bilinear, resize_bilinear_window, resize_short_size, Image8};
-use lcnet_core::{Checkpoint, Error, Result};
+use lcnet_core::Checkpoint;
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ImageProblem, Result};
 
 /// Channel order fed to the network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,7 +110,8 @@ impl Preprocess {
     pub fn apply(&self, image: &Image8, out: &mut [f32]) -> Result<()> {
         let (h, w) = self.input_hw();
         if out.len() != 3 * h * w {
-            return Err(Error::Invalid(format!("{} values for a 3x{h}x{w} input", out.len())));
+            let expected = format!("{} values for a 3x{h}x{w} input", 3 * h * w);
+            return Err(lcnet_core::Error::BadInput { expected, got: vec![out.len()] }.into());
         }
         let Interpolation::Bilinear = self.interpolation;
         let input = match self.sizing {
@@ -116,22 +119,18 @@ impl Preprocess {
                 // Only the window the crop keeps is resized: memory stays
                 // bounded by the crop whatever the aspect ratio.
                 let (w, h) = resize_short_size(image.width, image.height, resize_short as usize);
+                let (width, height, resized) = (image.width, image.height, (w, h));
                 if w.saturating_mul(h) > MAX_RESIZED_PIXELS {
-                    return Err(Error::Invalid(format!(
-                        "image of {}x{} would be {w}x{h} after resizing its short side to {resize_short}: \
-                         an aspect ratio no classifier input has (PaddleX's cv2.resize would need {:.1} GB for it)",
-                        image.width,
-                        image.height,
-                        (w as f64 * h as f64 * 3.0) / 1e9
-                    )));
+                    let problem = ImageProblem::AspectRatio { width, height, resize_short, resized };
+                    return Err(Error::image("<image>", problem));
+                }
+                if w < crop as usize || h < crop as usize {
+                    return Err(Error::image(
+                        "<image>",
+                        ImageProblem::SmallerThanCrop { width, height, resized, crop },
+                    ));
                 }
                 let crop = crop as usize;
-                if w < crop || h < crop {
-                    return Err(Error::Invalid(format!(
-                        "image of {}x{} is {w}x{h} after resizing, smaller than the {crop} crop",
-                        image.width, image.height
-                    )));
-                }
                 resize_bilinear_window(image, (w, h), ((w - crop) / 2, (h - crop) / 2), (crop, crop))
             }
             Sizing::Stretch { resize_width, resize_height } => {
@@ -193,10 +192,10 @@ impl Preprocess {
     }
 
     /// Parses the JSON written by [`to_json`](Self::to_json) and [`check`](Self::check)s it.
-    pub fn from_json(text: &str) -> Result<Self> {
-        let p: Preprocess =
-            serde_json::from_str(text).map_err(|e| Error::Invalid(format!("`preprocess` metadata: {e}")))?;
-        p.check().map_err(|e| Error::Invalid(format!("`preprocess` metadata: {e}")))?;
+    /// Returns what is wrong, for the caller to name the file.
+    pub fn from_json(text: &str) -> std::result::Result<Self, String> {
+        let p: Preprocess = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        p.check()?;
         Ok(p)
     }
 

@@ -2,7 +2,9 @@
 
 use std::sync::LazyLock;
 
-use lcnet_core::{Checkpoint, Error, Network, Result, VariantInfo};
+use lcnet_core::{Checkpoint, Network, VariantInfo};
+
+use crate::error::{Error, Result};
 
 /// The ImageNet table's widths, then the text-line table's.
 static VARIANTS: LazyLock<Vec<VariantInfo>> =
@@ -29,7 +31,7 @@ pub fn load(ck: &mut Checkpoint, model: Option<&str>) -> Result<Box<dyn Network>
         Some(name) => find(name)?,
         None => infer(ck)?,
     };
-    (variant.load)(ck)
+    Ok((variant.load)(ck)?)
 }
 
 /// The variant the checkpoint's `model` metadata names, else the first whose

@@ -125,7 +125,7 @@ fn a_transformers_folder_in_fp16_loads_widened() {
 fn conversion_reports_its_source_and_keeps_every_tensor() {
     let pd = formats::read(&data("x0_25_c10.pdparams")).unwrap();
     assert_eq!((pd.encoding, pd.layout), (Encoding::Pdparams, Layout::PaddleClas));
-    assert!(pd.tensors.iter().all(|t| t.name != formats::pdparams::STRUCTURED_NAMES_KEY));
+    assert!(pd.tensors.iter().all(|t| t.name != lcnet_zoo::__private::pdparams::STRUCTURED_NAMES_KEY));
     assert!(pd.tensors.iter().any(|t| t.name == "blocks6.1.se.conv2.bias"));
 
     let timm = formats::read(&data("timm_lcnet_035_c5.safetensors")).unwrap();
@@ -153,7 +153,7 @@ fn a_truncated_or_corrupted_pdparams_is_an_error_never_a_panic() {
     let bytes = std::fs::read(data("x0_25_c10.pdparams")).unwrap();
     let cuts = (0..bytes.len()).step_by(4099).chain(bytes.len() - 64..bytes.len());
     for cut in cuts {
-        assert!(formats::pdparams::read(&bytes[..cut]).is_err(), "cut at {cut} of {}", bytes.len());
+        assert!(lcnet_zoo::__private::pdparams::read(&bytes[..cut]).is_err(), "cut at {cut} of {}", bytes.len());
     }
     // Flip bytes all over the stream: each read either fails cleanly or gives
     // tensors; it never panics, hangs or allocates beyond the input.
@@ -165,7 +165,7 @@ fn a_truncated_or_corrupted_pdparams_is_an_error_never_a_panic() {
         let mut corrupt = bytes.clone();
         let at = (state % bytes.len() as u64) as usize;
         corrupt[at] ^= (state >> 32) as u8 | 1;
-        let _ = formats::pdparams::read(&corrupt);
+        let _ = lcnet_zoo::__private::pdparams::read(&corrupt);
     }
 }
 

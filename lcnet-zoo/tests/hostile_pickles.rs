@@ -1,8 +1,8 @@
 //! Pickles written to attack a loader are refused with an error: they never
 //! run code, never crash, never allocate beyond their own size.
 
-use lcnet_zoo::formats::pdparams;
-use lcnet_zoo::formats::pickle::{self, MAX_DEPTH};
+use lcnet_zoo::__private::pdparams;
+use lcnet_zoo::__private::pickle::{self, MAX_DEPTH};
 
 fn refused(bytes: &[u8], needle: &str) {
     match pickle::load(bytes) {

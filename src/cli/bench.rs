@@ -5,7 +5,7 @@ use super::output::outln;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use lcnet_zoo::lcnet_core::ndarray::Array4;
 use lcnet_zoo::lcnet_core::{Checkpoint, Workspace};
 use serde_json::json;
@@ -103,15 +103,16 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         if let Some((path, why)) = failed.first() {
             bail!("{}: {why}", path.display());
         }
-        let classifier = lcnet_zoo::Classifier::open(Some(&args.model), args.weights.as_deref())
-            .or_else(|_| lcnet_zoo::Classifier::open(None, args.weights.as_deref()))?;
-        let mut out = vec![0.0; classifier.input_len()];
+        let classifier = super::open_classifier(Some(&args.model), args.weights.as_deref())
+            .or_else(|_| super::open_classifier(None, args.weights.as_deref()))?;
+        let preprocess = classifier.preprocess();
+        let (h, w) = preprocess.input_hw();
+        let mut out = vec![0.0; 3 * h * w];
         let mut times = Vec::new();
         for path in files.iter().map(|f| &f.path).cycle().take(files.len().max(10)) {
             let start = Instant::now();
-            let image = images::decode(path, true, &images::ImageLimits::default())
-                .with_context(|| path.display().to_string())?;
-            classifier.preprocess_into(&image, &mut out)?;
+            let image = lcnet_zoo::decode_rgb(path, classifier.decoding())?;
+            preprocess.apply(&image, &mut out)?;
             times.push(start.elapsed());
         }
         preprocess_ms = Some(stats(&mut times).0);
@@ -164,7 +165,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             "model": variant.name, "weights": source, "batch": batch, "threads": threads, "size": [h, w],
             "iters": args.iters, "median_ms": median, "min_ms": min, "p90_ms": p90,
             "ms_per_image": median / batch as f64, "images_per_s": images_per_s,
-            "isa": lcnet_zoo::lcnet_core::kernels::isa().name(),
+            "isa": lcnet_zoo::lcnet_core::isa().name(),
         });
         if let Some(p) = preprocess_ms {
             out["preprocess_ms_per_image"] = json!(p);
@@ -181,7 +182,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         outln!(
             "{} ({source}), batch {batch}, {h}x{w}, {threads} thread(s), ISA {}: median {median:.3} ms, min {min:.3} ms, p90 {p90:.3} ms per batch; {:.3} ms/image, {images_per_s:.1} images/s",
             variant.name,
-            lcnet_zoo::lcnet_core::kernels::isa().name(),
+            lcnet_zoo::lcnet_core::isa().name(),
             median / batch as f64
         );
         if let Some(p) = preprocess_ms {

@@ -86,6 +86,19 @@ pub fn run() -> anyhow::Result<u8> {
     Ok(code)
 }
 
+/// The model `lcnet run` and `lcnet bench` use: the checkpoint `weights`
+/// (with the preset or architecture `model`, if named), else the preset
+/// `model` with its embedded weights, `doc_ori` by default.
+pub fn open_classifier(
+    model: Option<&str>,
+    weights: Option<&std::path::Path>,
+) -> lcnet_zoo::Result<lcnet_zoo::Classifier> {
+    match weights {
+        Some(path) => lcnet_zoo::Classifier::from_weights(path, model),
+        None => lcnet_zoo::Classifier::preset(model.unwrap_or("doc_ori")),
+    }
+}
+
 /// Sizes rayon's global pool (`--threads`); `None` keeps one thread per core.
 pub fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {

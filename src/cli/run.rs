@@ -5,9 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
-use lcnet_zoo::lcnet_core::Workspace;
-use lcnet_zoo::{Classifier, Prediction};
+use lcnet_zoo::{Class, Decoding, ImageLimits};
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -53,7 +51,7 @@ pub struct Args {
     ignore_exif: bool,
     /// Refuse images larger than this many pixels (width x height), read from the header before
     /// decoding; the other images still run. Sides are limited to 65535.
-    #[arg(long, value_name = "N", default_value_t = images::ImageLimits::default().max_pixels,
+    #[arg(long, value_name = "N", default_value_t = ImageLimits::default().max_pixels,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     max_pixels: u64,
     /// Worker threads (default: one per core).
@@ -76,16 +74,15 @@ pub struct Args {
 /// Classifies every image; returns the number of images that failed.
 pub fn run(args: &Args) -> anyhow::Result<usize> {
     super::set_threads(args.threads)?;
-    let classifier = Classifier::open(args.model.as_deref(), args.weights.as_deref())?;
-    let limits = images::ImageLimits { max_pixels: args.max_pixels, ..Default::default() };
+    let decoding = Decoding {
+        limits: ImageLimits { max_pixels: args.max_pixels, ..Default::default() },
+        apply_exif: !args.ignore_exif,
+    };
+    let classifier = super::open_classifier(args.model.as_deref(), args.weights.as_deref())?
+        .with_decoding(decoding)
+        .with_batch_size(args.batch as usize);
     let upright = match &args.upright {
-        Some(dir) => Some(Upright::new(
-            dir,
-            &classifier.labels,
-            &args.images,
-            (args.min_prob, args.force),
-            (!args.ignore_exif, limits),
-        )?),
+        Some(dir) => Some(Upright::new(dir, classifier.labels(), &args.images, (args.min_prob, args.force), decoding)?),
         None => None,
     };
     let (files, mut failed) = images::collect(&args.images);
@@ -103,68 +100,47 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
 
-    let per_image = classifier.input_len();
-    let (in_h, in_w) = classifier.preprocess.input_hw();
-    let mut ws = Workspace::new();
     let mut stdout = std::io::stdout().lock();
-    for chunk in files.chunks(args.batch as usize) {
-        // Decode and preprocess in parallel; keep the order of the files.
-        let prepared: Vec<anyhow::Result<Vec<f32>>> = chunk
+    // One library batch per group, so that lines and the bar follow along.
+    for group in files.chunks(args.batch as usize) {
+        let paths: Vec<&Path> = group.iter().map(|f| f.path.as_path()).collect();
+        let predictions = classifier.classify_batch(&paths)?;
+        // Upright copies are re-decoded and encoded in parallel.
+        let written: Vec<Option<anyhow::Result<Written>>> = group
             .par_iter()
-            .map(|file| {
-                let image = images::decode(&file.path, !args.ignore_exif, &limits)?;
-                let mut tensor = vec![0.0; per_image];
-                classifier.preprocess_into(&image, &mut tensor)?;
-                Ok(tensor)
+            .zip(&predictions)
+            .map(|(file, p)| match (upright.as_ref(), p) {
+                (Some(u), Ok(p)) => Some(u.write(file, p.index, p.prob)),
+                _ => None,
             })
             .collect();
-        let mut ok_files = Vec::new();
-        let mut batch = Vec::with_capacity(chunk.len() * per_image);
-        for (file, result) in chunk.iter().zip(prepared) {
-            match result {
-                Ok(tensor) => {
-                    ok_files.push(file);
-                    batch.extend_from_slice(&tensor);
-                }
+        for ((file, prediction), written) in group.iter().zip(predictions).zip(written) {
+            let prediction = match prediction {
+                Ok(p) => p,
                 Err(e) => {
+                    bar.suspend(|| eprintln!("lcnet: error: {e}"));
+                    failed.push((file.path.clone(), e.to_string()));
+                    continue;
+                }
+            };
+            let written = match written {
+                Some(Err(e)) => {
                     bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", file.path.display()));
                     failed.push((file.path.clone(), format!("{e:#}")));
+                    None
                 }
-            }
+                Some(Ok(w)) => Some(w),
+                None => None,
+            };
+            let top = prediction.top(args.top as usize);
+            let line = if args.json {
+                json_line(&file.path, &top, written.as_ref())
+            } else {
+                text_line(&file.path, &top, written.as_ref())
+            };
+            bar.suspend(|| writeln!(stdout, "{line}")).map_err(super::output::write_error)?;
         }
-        if !ok_files.is_empty() {
-            let input = ArrayView4::from_shape((ok_files.len(), 3, in_h, in_w), &batch)?;
-            let probs = classifier.probabilities(input, &mut ws)?;
-            let tops: Vec<Vec<Prediction>> = probs
-                .rows()
-                .into_iter()
-                .map(|row| classifier.top(row.as_slice().expect("contiguous row"), args.top as usize))
-                .collect();
-            // Upright copies are re-decoded and encoded in parallel.
-            let written: Vec<Option<anyhow::Result<Written>>> = ok_files
-                .par_iter()
-                .zip(&tops)
-                .map(|(file, top)| upright.as_ref().map(|u| u.write(file, top[0].index, top[0].prob)))
-                .collect();
-            for ((file, top), written) in ok_files.iter().zip(&tops).zip(written) {
-                let written = match written {
-                    Some(Err(e)) => {
-                        bar.suspend(|| eprintln!("lcnet: error: {}: {e:#}", file.path.display()));
-                        failed.push((file.path.clone(), format!("{e:#}")));
-                        None
-                    }
-                    Some(Ok(w)) => Some(w),
-                    None => None,
-                };
-                let line = if args.json {
-                    json_line(&file.path, top, written.as_ref())
-                } else {
-                    text_line(&file.path, top, written.as_ref())
-                };
-                bar.suspend(|| writeln!(stdout, "{line}")).map_err(super::output::write_error)?;
-            }
-        }
-        bar.inc(chunk.len() as u64);
+        bar.inc(group.len() as u64);
     }
     bar.finish_and_clear();
     if !failed.is_empty() {
@@ -173,7 +149,7 @@ pub fn run(args: &Args) -> anyhow::Result<usize> {
     Ok(failed.len())
 }
 
-fn text_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> String {
+fn text_line(path: &Path, top: &[Class], written: Option<&Written>) -> String {
     let classes: Vec<String> = top.iter().map(|p| format!("{} ({:.3})", printable(&p.label), p.prob)).collect();
     let upright = match written {
         Some(w) if w.rotated => format!(" -> {} (turned back {} degrees)", w.path.display(), w.turned_back),
@@ -183,7 +159,7 @@ fn text_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> Stri
     format!("{}: {}{upright}", path.display(), classes.join(", "))
 }
 
-fn json_line(path: &Path, top: &[Prediction], written: Option<&Written>) -> String {
+fn json_line(path: &Path, top: &[Class], written: Option<&Written>) -> String {
     let top: Vec<_> = top.iter().map(|p| json!({"index": p.index, "label": p.label, "prob": p.prob})).collect();
     let mut line = json!({"file": path.display().to_string(), "top": top});
     if let Some(w) = written {

@@ -15,7 +15,9 @@ use anyhow::{bail, Context};
 use image::{DynamicImage, ImageFormat};
 use lcnet_zoo::lcnet_core::files::{self, Overwrite};
 
-use super::images::{self, ImageFile, ImageLimits};
+use lcnet_zoo::Decoding;
+
+use super::images::ImageFile;
 
 /// JPEG quality of rotated JPEG outputs (the input's own is not recorded in the file).
 const JPEG_QUALITY: u8 = 95;
@@ -28,8 +30,7 @@ pub struct Upright {
     angles: Vec<u16>,
     min_prob: f32,
     force: bool,
-    apply_exif: bool,
-    limits: ImageLimits,
+    decoding: Decoding,
     /// The inputs, resolved, which must never be written.
     inputs: Vec<PathBuf>,
 }
@@ -56,13 +57,13 @@ fn label_angle(label: &str) -> Option<u16> {
 impl Upright {
     /// Checks that the model answers with angles and that `dir` is a folder
     /// (or can be made one) that is none of the `inputs`. `(min_prob, force)`
-    /// are the flags; `(apply_exif, limits)` how images are decoded.
+    /// are the flags; `decoding` how images are decoded.
     pub fn new(
         dir: &Path,
         labels: &[String],
         inputs: &[PathBuf],
         (min_prob, force): (f32, bool),
-        (apply_exif, limits): (bool, ImageLimits),
+        decoding: Decoding,
     ) -> anyhow::Result<Self> {
         let angles: Option<Vec<u16>> = labels.iter().map(|l| label_angle(l)).collect();
         let Some(angles) = angles else {
@@ -85,7 +86,7 @@ impl Upright {
         if inputs.contains(&resolved) {
             bail!("{}: --upright folder is one of the inputs; name another folder", dir.display());
         }
-        Ok(Upright { dir: dir.to_path_buf(), angles, min_prob, force, apply_exif, limits, inputs })
+        Ok(Upright { dir: dir.to_path_buf(), angles, min_prob, force, decoding, inputs })
     }
 
     /// Writes `file` turned upright for class `class` at probability `prob`.
@@ -94,7 +95,7 @@ impl Upright {
         let confident = prob >= self.min_prob;
         let angle = if confident { self.angles[class] } else { 0 };
         self.check_destination(&file.path, &out)?;
-        let (image, format) = images::decode_image(&file.path, self.apply_exif, &self.limits)?;
+        let (image, format) = lcnet_zoo::decode(&file.path, &self.decoding)?;
         let upright = turn_back(image, angle);
         let bytes = encode(&upright, format)?;
         if let Some(parent) = out.parent() {

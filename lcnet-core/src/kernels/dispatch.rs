@@ -1,7 +1,7 @@
 //! Runtime ISA dispatch: chosen once, cached, overridable downwards.
 //!
 //! Each kernel body is written once as an `#[inline(always)]` function
-//! generic over an [`Fma`] marker, and [`multiversion!`](crate::multiversion)
+//! generic over an [`Fma`] marker, and `multiversion!`
 //! instantiates it three times: inside `#[target_feature(enable = "avx512f,...")]`
 //! and `#[target_feature(enable = "avx2,fma")]` trampolines (so LLVM
 //! vectorises it with zmm / ymm registers and fused multiply-adds) and as
@@ -60,14 +60,14 @@ impl Tier {
 /// `pulp` hand out their ISA tokens).
 ///
 /// ```
-/// use lcnet_core::kernels::{Isa, Tier};
+/// use lcnet_core::{Isa, Tier};
 /// // Some only where the CPU has AVX2 and FMA.
 /// assert_eq!(Isa::detect(Tier::Avx2).is_some(), Tier::Avx2.supported());
 /// ```
 ///
 /// ```compile_fail
 /// // The tier inside is private: no token for a tier detection did not find.
-/// let forged = lcnet_core::kernels::Isa(lcnet_core::kernels::Tier::Avx512);
+/// let forged = lcnet_core::Isa(lcnet_core::Tier::Avx512);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Isa(Tier);
@@ -143,8 +143,6 @@ impl Fma for NoFma {
 /// `multiversion!(pub fn name(a: A, b: B) => body);` defines
 /// `name(isa: Isa, a: A, b: B)`, which runs `body::<WithFma>(a, b)` inside an
 /// AVX-512 or AVX2+FMA `#[target_feature]` trampoline, or `body::<NoFma>`.
-#[macro_export]
-#[doc(hidden)]
 macro_rules! multiversion {
     ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         #[allow(clippy::too_many_arguments)]
@@ -174,3 +172,4 @@ macro_rules! multiversion {
         }
     };
 }
+pub(crate) use multiversion;

@@ -438,7 +438,7 @@ mod simd {
     }
 }
 
-crate::multiversion!(fn dw_row(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) => dw_row_body);
+crate::kernels::dispatch::multiversion!(fn dw_row(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) => dw_row_body);
 
 /// One output row of an NHWC image.
 #[inline(always)]

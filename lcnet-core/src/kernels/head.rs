@@ -89,7 +89,7 @@ pub fn run_isa(
         .for_each(|((logits, x), scratch)| head_images(isa, p, x, logits.len() / classes, scratch, logits));
 }
 
-crate::multiversion!(fn head_images(p: &HeadWeights, x: &[f32], images: usize, scratch: &mut [f32], logits: &mut [f32]) => head_images_body);
+crate::kernels::dispatch::multiversion!(fn head_images(p: &HeadWeights, x: &[f32], images: usize, scratch: &mut [f32], logits: &mut [f32]) => head_images_body);
 
 /// The head on `images` consecutive NHWC images; `scratch` holds the pooled
 /// vectors (`[images][in]`) and then the hidden ones (`[images][hidden]`).
@@ -133,14 +133,14 @@ fn head_by_columns(isa: Isa, p: &HeadWeights, x: &[f32], scratch: &mut [f32], lo
     });
 }
 
-crate::multiversion!(fn conv_columns(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) => conv_columns_body);
+crate::kernels::dispatch::multiversion!(fn conv_columns(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) => conv_columns_body);
 
 #[inline(always)]
 fn conv_columns_body<F: Fma>(p: &HeadWeights, pooled: &[f32], col0: usize, out: &mut [f32]) {
     conv_block::<F>(p, pooled, 1, col0, out)
 }
 
-crate::multiversion!(fn fc_columns(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) => fc_columns_body);
+crate::kernels::dispatch::multiversion!(fn fc_columns(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) => fc_columns_body);
 
 #[inline(always)]
 fn fc_columns_body<F: Fma>(p: &HeadWeights, features: &[f32], col0: usize, out: &mut [f32]) {

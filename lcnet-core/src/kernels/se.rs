@@ -77,7 +77,7 @@ pub fn run_isa(isa: Isa, p: &SeWeights, x: &mut [f32], batch: usize, pixels: usi
         .for_each(|(image, scratch)| se_image(isa, p, image, scratch));
 }
 
-crate::multiversion!(fn se_image(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) => se_image_body);
+crate::kernels::dispatch::multiversion!(fn se_image(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) => se_image_body);
 
 #[inline(always)]
 fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) {

@@ -230,7 +230,7 @@ mod simd {
     }
 }
 
-crate::multiversion!(fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) => stem_row_body);
+crate::kernels::dispatch::multiversion!(fn stem_row(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) => stem_row_body);
 
 /// One output row: for each pixel, bias plus one `out_channels` vector per
 /// in-bounds tap, then the activation.

@@ -1,6 +1,6 @@
 //! How many threads a kernel may split its work over.
 //!
-//! Inside a batch, [`crate::forward_per_image`] already gives each rayon
+//! Inside a batch, [`crate::tensor::forward_per_image`] already gives each rayon
 //! thread its own group of images. A layer that split itself across threads
 //! there would only make the busy threads steal each other's rows, moving
 //! activations between the cores' caches; so such a pass runs its kernels

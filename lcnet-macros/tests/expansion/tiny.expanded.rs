@@ -10,8 +10,8 @@ Cui et al., "PP-LCNet: A Lightweight CPU Convolutional Neural Network", 2021.
 
 PaddleClas `ppcls/arch/backbone/legendary_models/pp_lcnet.py` (`PPLCNet(scale=0.5)`).*/
 pub mod x0_5 {
-    use ::lcnet_zoo::lcnet_core::kernels::Activation;
-    use ::lcnet_zoo::lcnet_core::layers::{DwConv, Head, PwConv, Se, Stem};
+    use ::lcnet_zoo::lcnet_core::__private::kernels::Activation;
+    use ::lcnet_zoo::lcnet_core::__private::layers::{DwConv, Head, PwConv, Se, Stem};
     use ::lcnet_zoo::lcnet_core::ndarray::{Array2, ArrayView4};
     use ::lcnet_zoo::lcnet_core::{
         Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo,
@@ -237,7 +237,7 @@ pub mod x0_5 {
             input: ArrayView4<f32>,
             ws: &mut Workspace,
         ) -> Result<Array2<f32>> {
-            ::lcnet_zoo::lcnet_core::forward_per_image(
+            ::lcnet_zoo::lcnet_core::__private::forward_per_image(
                 input,
                 ws,
                 |x, ws| self.features(x, ws),

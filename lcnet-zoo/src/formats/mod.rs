@@ -9,14 +9,16 @@
 //! memory. `lcnet import` writes the converted tensors to disk.
 
 mod layouts;
-pub mod pdparams;
-pub mod pickle;
+pub(crate) mod pdparams;
+pub(crate) mod pickle;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use layouts::{Layout, CANONICAL_DROPOUT_SCALE};
-use lcnet_core::{Checkpoint, Error, Result};
+use lcnet_core::Checkpoint;
+
+use crate::error::{Error, Result};
 
 /// One named f32 tensor.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,7 +63,7 @@ impl Converted {
         metadata.insert("source_layout".into(), self.layout.name().into());
         metadata.insert("source_encoding".into(), format!("{:?}", self.encoding).to_lowercase());
         let bytes = lcnet_core::weights::to_bytes(&self.views(), &metadata)?;
-        Checkpoint::from_vec(&self.file.display().to_string(), bytes)
+        Ok(Checkpoint::from_vec(&self.file.display().to_string(), bytes)?)
     }
 
     /// `(name, shape, values)` of every tensor, as the safetensors writers take them.
@@ -145,7 +147,7 @@ fn encoding(file: &Path) -> Result<Encoding> {
     use std::io::Read;
     let mut head = [0u8; 4];
     let mut f = lcnet_core::files::open_regular(file)?;
-    let n = f.read(&mut head).map_err(|source| Error::Io { path: file.to_path_buf(), source })?;
+    let n = f.read(&mut head).map_err(|source| lcnet_core::Error::Io { path: file.to_path_buf(), source })?;
     let head = &head[..n];
     if pdparams::looks_like_pickle(head) {
         Ok(Encoding::Pdparams)
@@ -198,5 +200,5 @@ fn transformers_config(file: &Path) -> Result<TransformersConfig> {
 }
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> Error {
-    Error::Invalid(format!("{}: {reason}", path.display()))
+    Error::BadCheckpoint { path: path.to_path_buf(), reason: reason.to_string() }
 }

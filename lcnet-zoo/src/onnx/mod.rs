@@ -16,15 +16,17 @@
 
 mod fold;
 mod graph;
-pub mod proto;
+pub(crate) mod proto;
 mod wire;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use lcnet_core::files::Overwrite;
-use lcnet_core::layers::{BN_EPS, BN_EPS_KEY};
-use lcnet_core::{Error, LayerKind, Result, VariantInfo};
+use lcnet_core::{LayerKind, VariantInfo};
+use lcnet_core::{BN_EPS, BN_EPS_KEY};
+
+use crate::error::{Error, Result};
 use prost::Message;
 
 use graph::{attr_f, attr_i, attr_ints, Cursor, Graph, Tensor};
@@ -307,7 +309,9 @@ fn squeeze_excite(cur: &mut Cursor) -> std::result::Result<Found, String> {
     let sig = cur.expect("HardSigmoid", "the SE gate")?;
     let alpha = attr_f(sig, "alpha").unwrap_or(0.2);
     let beta = attr_f(sig, "beta").unwrap_or(0.5);
-    if (alpha - lcnet_core::kernels::activation::HARD_SIGMOID_SLOPE).abs() > 1e-6 || (beta - 0.5).abs() > 1e-6 {
+    if (alpha - lcnet_core::__private::kernels::activation::HARD_SIGMOID_SLOPE).abs() > 1e-6
+        || (beta - 0.5).abs() > 1e-6
+    {
         return Err(format!(
             "node `{}`: HardSigmoid alpha {alpha}, beta {beta}; PaddleClas uses 0.1666667 and 0.5",
             sig.name
@@ -399,7 +403,7 @@ pub fn save(
     }
     let views: Vec<(&str, Vec<usize>, &[f32])> =
         imported.tensors.iter().map(|(n, s, d)| (n.as_str(), s.clone(), d.as_slice())).collect();
-    lcnet_core::weights::save_f32_as(path, &views, &metadata, overwrite)
+    Ok(lcnet_core::weights::save_f32_as(path, &views, &metadata, overwrite)?)
 }
 
 fn json_string_array(items: &[String]) -> String {
