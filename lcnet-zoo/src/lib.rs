@@ -114,3 +114,8 @@ pub mod pplcnet {
 pub mod pplcnet_textline {
     crate::network!("configs/pp_lcnet_textline.toml");
 }
+
+/// The README's code, run as a doc test so that it stays true.
+#[cfg(all(doctest, feature = "doc-ori"))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
