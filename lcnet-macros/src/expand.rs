@@ -33,23 +33,13 @@ pub fn network(net: &Net, tracked_file: Option<&str>) -> TokenStream {
     }
 }
 
-/// The module of one width: consts, the weights struct, `forward`.
+/// The module of one width: its consts, the weights struct and `forward`.
 fn variant_module(net: &Net, p: &Plan) -> TokenStream {
     let feature = &p.feature;
     let module = format_ident!("{}", p.feature);
-    let model = &p.model;
-    let width = Literal::f64_suffixed(p.width);
-    let [ic, ih, iw] = net.input.map(Literal::usize_unsuffixed);
-    let classes = Literal::usize_unsuffixed(net.classes);
-    let params = Literal::u64_unsuffixed(p.params());
-    let macs = Literal::u64_unsuffixed(p.macs());
-    let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
-    let head_bias = net.head_bias;
-    let layer_infos = p.layers.iter().map(layer_info);
-    let body = LayerCode::of(net, p);
-    let (fields, loads, steps) = (&body.fields, &body.loads, &body.steps);
-    let (head, last_channels) = (&body.head, &body.last_channels);
     let module_doc = module_doc(net, p);
+    let consts = consts(net, p);
+    let weights = weights(p, &LayerCode::of(net, p));
     quote! {
         #[cfg(feature = #feature)]
         #[doc = #module_doc]
@@ -61,86 +51,112 @@ fn variant_module(net: &Net, p: &Plan) -> TokenStream {
                 Checkpoint, FeatureMap, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace,
             };
 
-            /// Width multiplier, as the table writes it.
-            pub const WIDTH: f64 = #width;
-            /// Default input `[channels, height, width]`.
-            pub const INPUT: [usize; 3] = [#ic, #ih, #iw];
-            /// Trainable parameters at the default classes (BN running statistics excluded).
-            pub const PARAMS: u64 = #params;
-            /// Multiply-accumulates of every conv and the FC, one image at the default input.
-            pub const MACS: u64 = #macs;
-            /// The layer table at the default input.
-            pub const LAYERS: &[LayerInfo] = &[#(#layer_infos),*];
-            /// This variant for the registry.
-            pub const INFO: VariantInfo = VariantInfo {
-                name: #model,
-                feature: #feature,
-                width: WIDTH,
-                input: INPUT,
-                classes: #classes,
-                params: PARAMS,
-                macs: MACS,
-                dropout_scale: #dropout_scale,
-                head_bias: #head_bias,
-                layers: LAYERS,
-                load: load_network,
-            };
+            #consts
 
-            /// The folded weights of every layer; field types carry the channel counts.
-            #[derive(Debug, Clone)]
-            pub struct Weights {
-                #(#fields,)*
-            }
-
-            impl Weights {
-                /// Loads a PaddleClas-layout checkpoint; every tensor must be used.
-                pub fn load(ck: &mut Checkpoint) -> Result<Self> {
-                    let weights = Weights { #(#loads,)* };
-                    ck.finish(#model)?;
-                    Ok(weights)
-                }
-
-                /// Runs an NCHW batch `[n, 3, h, w]`; returns `[n, classes]` logits.
-                pub fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
-                    let x = self.features(input, ws)?;
-                    Ok(self.#head.forward(x, ws))
-                }
-
-                /// Runs an NCHW batch `[n, 3, h, w]` up to the head; returns the last feature map.
-                pub fn features(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<FeatureMap<#last_channels>> {
-                    #(#steps)*
-                }
-            }
-
-            impl Network for Weights {
-                fn variant(&self) -> &'static VariantInfo {
-                    &INFO
-                }
-
-                fn classes(&self) -> usize {
-                    self.#head.classes()
-                }
-
-                fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
-                    // Several images go one at a time, in parallel groups
-                    // (cache-friendly), then through the head together (it
-                    // reads its weights once for the batch).
-                    ::lcnet_zoo::lcnet_core::__private::forward_per_image(
-                        input,
-                        ws,
-                        |x, ws| self.features(x, ws),
-                        |x, ws| self.#head.forward(x, ws),
-                    )
-                }
-            }
-
-            fn load_network(ck: &mut Checkpoint) -> Result<::std::boxed::Box<dyn Network>> {
-                Ok(::std::boxed::Box::new(Weights::load(ck)?))
-            }
+            #weights
 
             // Re-assert the channel chain (rustc also checks it through the field types).
             const _: () = assert!(LAYERS[0].in_channels == INPUT[0]);
         }
+    }
+}
+
+/// `WIDTH`, `INPUT`, `PARAMS`, `MACS`, the `LAYERS` table and `INFO`.
+fn consts(net: &Net, p: &Plan) -> TokenStream {
+    let (feature, model) = (&p.feature, &p.model);
+    let width = Literal::f64_suffixed(p.width);
+    let [ic, ih, iw] = net.input.map(Literal::usize_unsuffixed);
+    let classes = Literal::usize_unsuffixed(net.classes);
+    let params = Literal::u64_unsuffixed(p.params());
+    let macs = Literal::u64_unsuffixed(p.macs());
+    let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
+    let head_bias = net.head_bias;
+    let layer_infos = p.layers.iter().map(layer_info);
+    quote! {
+    /// Width multiplier, as the table writes it.
+    pub const WIDTH: f64 = #width;
+    /// Default input `[channels, height, width]`.
+    pub const INPUT: [usize; 3] = [#ic, #ih, #iw];
+    /// Trainable parameters at the default classes (BN running statistics excluded).
+    pub const PARAMS: u64 = #params;
+    /// Multiply-accumulates of every conv and the FC, one image at the default input.
+    pub const MACS: u64 = #macs;
+    /// The layer table at the default input.
+    pub const LAYERS: &[LayerInfo] = &[#(#layer_infos),*];
+    /// This variant for the registry.
+    pub const INFO: VariantInfo = VariantInfo {
+        name: #model,
+        feature: #feature,
+        width: WIDTH,
+        input: INPUT,
+        classes: #classes,
+        params: PARAMS,
+        macs: MACS,
+        dropout_scale: #dropout_scale,
+        head_bias: #head_bias,
+        layers: LAYERS,
+        load: load_network,
+    };
+    }
+}
+
+/// The `Weights` struct: loading, `forward`, `features` and `Network`.
+fn weights(p: &Plan, body: &LayerCode) -> TokenStream {
+    let model = &p.model;
+    let (fields, loads, steps) = (&body.fields, &body.loads, &body.steps);
+    let (head, last_channels) = (&body.head, &body.last_channels);
+    quote! {
+    /// The folded weights of every layer; field types carry the channel counts.
+    #[derive(Debug, Clone)]
+    pub struct Weights {
+        #(#fields,)*
+    }
+
+    impl Weights {
+        /// Loads a PaddleClas-layout checkpoint; every tensor must be used.
+        pub fn load(ck: &mut Checkpoint) -> Result<Self> {
+            let weights = Weights { #(#loads,)* };
+            ck.finish(#model)?;
+            Ok(weights)
+        }
+
+        /// Runs an NCHW batch `[n, 3, h, w]`; returns `[n, classes]` logits.
+        pub fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
+            let x = self.features(input, ws)?;
+            Ok(self.#head.forward(x, ws))
+        }
+
+        /// Runs an NCHW batch `[n, 3, h, w]` up to the head; returns the last feature map.
+        pub fn features(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<FeatureMap<#last_channels>> {
+            #(#steps)*
+        }
+    }
+
+    impl Network for Weights {
+        fn variant(&self) -> &'static VariantInfo {
+            &INFO
+        }
+
+        fn classes(&self) -> usize {
+            self.#head.classes()
+        }
+
+        fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
+            // Several images go one at a time, in parallel groups
+            // (cache-friendly), then through the head together (it
+            // reads its weights once for the batch).
+            ::lcnet_zoo::lcnet_core::__private::forward_per_image(
+                input,
+                ws,
+                |x, ws| self.features(x, ws),
+                |x, ws| self.#head.forward(x, ws),
+            )
+        }
+    }
+
+    fn load_network(ck: &mut Checkpoint) -> Result<::std::boxed::Box<dyn Network>> {
+        Ok(::std::boxed::Box::new(Weights::load(ck)?))
+    }
     }
 }
 
