@@ -51,7 +51,7 @@ pub enum Error {
     },
     /// A preset whose weights are not embedded in this build (its cargo
     /// feature is off, or it never ships weights).
-    #[error("{preset} has no embedded weights in this build; pass a checkpoint (--weights FILE.safetensors)")]
+    #[error("{preset} has no embedded weights in this build; open a checkpoint instead (Classifier::from_weights, or --weights FILE on the command line)")]
     NoEmbeddedWeights {
         /// The preset.
         preset: String,
