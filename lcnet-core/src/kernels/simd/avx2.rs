@@ -12,6 +12,8 @@ pub struct Ymm(__m256);
 // compiled with those features, and keeps the pointers in bounds.
 impl Vector for Ymm {
     const LANES: usize = 8;
+    const REGISTERS: usize = 16;
+    type Tail = Ymm;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { Ymm(_mm256_setzero_ps()) }

@@ -12,6 +12,8 @@ pub struct Zmm(__m512);
 // compiled with that feature, and keeps the pointers in bounds.
 impl Vector for Zmm {
     const LANES: usize = 16;
+    const REGISTERS: usize = 32;
+    type Tail = super::avx2::Ymm;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { Zmm(_mm512_setzero_ps()) }

@@ -2,13 +2,15 @@
 //!
 //! A hand-written kernel body is written once, generic over [`Vector`], and
 //! instantiated inside an AVX2+FMA or an AVX-512 `#[target_feature]`
-//! function (as tract-linalg and gemm do): the same loads, fused
-//! multiply-adds and epilogue on 8 or 16 lanes.
+//! function, or for NEON (as tract-linalg and gemm do): the same loads,
+//! fused multiply-adds and epilogue on 16, 8 or 4 lanes.
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 use crate::kernels::Activation;
 
@@ -20,6 +22,13 @@ use crate::kernels::Activation;
 pub trait Vector: Copy {
     /// `f32` lanes per register.
     const LANES: usize;
+    /// Vector registers of the ISA (16 on AVX2, 32 on AVX-512 and NEON):
+    /// how many accumulators and inputs a kernel may keep in flight.
+    const REGISTERS: usize;
+    /// The narrower vector of the same ISA for a channel tail shorter than
+    /// `LANES` (8-lane [`Ymm`](avx2::Ymm) under AVX-512; itself where there is
+    /// no narrower one worth using).
+    type Tail: Vector;
     /// All lanes zero.
     unsafe fn zero() -> Self;
     /// `LANES` values from `p` (unaligned).
