@@ -12,6 +12,20 @@ use lcnet_core::__private::kernels::{conv_out_len, dwconv, head, pwconv, se, ste
 const ATOL: f32 = 2e-5;
 const RTOL: f32 = 2e-5;
 
+/// The tiers every CPU of the target has are found, so the tests below
+/// cover them (NEON is in every aarch64 CPU).
+#[test]
+fn baseline_tiers_are_detected() {
+    use lcnet_core::__private::kernels::Tier;
+    assert!(Isa::all_supported().contains(&Isa::SCALAR));
+    if cfg!(target_arch = "aarch64") {
+        assert_eq!(Isa::detect(Tier::Neon).map(Isa::tier), Some(Tier::Neon));
+    }
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(Isa::detect(Tier::Neon), None);
+    }
+}
+
 #[test]
 fn stem_matches_reference() {
     let mut rng = Rng::new(1);
@@ -29,6 +43,15 @@ fn stem_matches_reference() {
         (1, 12, 21, 32, 3, [2, 2]),
         (1, 10, 9, 48, 5, [1, 1]),
         (1, 8, 13, 56, 3, [2, 2]),
+        // NEON: every count of 4-lane registers that is not above.
+        (1, 9, 11, 4, 3, [2, 2]),
+        (1, 9, 11, 12, 3, [2, 2]),
+        (1, 9, 11, 20, 3, [1, 2]),
+        (1, 9, 11, 28, 3, [2, 2]),
+        (1, 9, 11, 36, 5, [2, 2]),
+        (1, 9, 11, 44, 3, [2, 2]),
+        (1, 9, 11, 52, 3, [2, 2]),
+        (1, 9, 11, 60, 3, [2, 2]),
     ] {
         let shape = [n, 3, h, w];
         let x = rng.vec(n * 3 * h * w, 2.0);

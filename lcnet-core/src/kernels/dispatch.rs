@@ -1,12 +1,15 @@
 //! Runtime ISA dispatch: chosen once, cached, overridable downwards.
 //!
 //! Each kernel body is written once as an `#[inline(always)]` function
-//! generic over an [`Fma`] marker, and `multiversion!`
-//! instantiates it three times: inside `#[target_feature(enable = "avx512f,...")]`
-//! and `#[target_feature(enable = "avx2,fma")]` trampolines (so LLVM
-//! vectorises it with zmm / ymm registers and fused multiply-adds) and as
-//! portable code. `LCNET_ISA=scalar|avx2|avx512` lowers the choice (never
-//! raises it) so that tests cover every path on one machine.
+//! generic over an [`Fma`] marker, and `multiversion!` instantiates it once
+//! per tier of the target: on x86_64 inside `#[target_feature(enable =
+//! "avx512f,...")]` and `#[target_feature(enable = "avx2,fma")]` trampolines
+//! (so LLVM vectorises it with zmm / ymm registers and fused multiply-adds);
+//! on aarch64, where NEON and FMA are part of the base instruction set, with
+//! fused multiply-adds; and everywhere as portable code without them.
+//! `LCNET_ISA=scalar|avx2|avx512` (x86_64) or `scalar|neon` (aarch64) lowers
+//! the choice (never raises it) so that tests cover every path on one
+//! machine.
 
 use std::sync::OnceLock;
 
@@ -20,6 +23,8 @@ pub enum Tier {
     Avx2,
     /// AVX-512F/BW/DQ/VL + FMA (512-bit).
     Avx512,
+    /// aarch64 Advanced SIMD (128-bit) with its fused multiply-add.
+    Neon,
 }
 
 impl Tier {
@@ -29,6 +34,7 @@ impl Tier {
             Tier::Scalar => "scalar",
             Tier::Avx2 => "avx2",
             Tier::Avx512 => "avx512",
+            Tier::Neon => "neon",
         }
     }
 
@@ -46,7 +52,8 @@ impl Tier {
                     && is_x86_feature_detected!("avx512dq")
                     && is_x86_feature_detected!("avx512vl")
             }
-            #[cfg(not(target_arch = "x86_64"))]
+            #[cfg(target_arch = "aarch64")]
+            Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             _ => false,
         }
     }
@@ -93,7 +100,24 @@ impl Isa {
 
     /// Every tier this CPU supports, best last.
     pub fn all_supported() -> Vec<Isa> {
-        [Tier::Scalar, Tier::Avx2, Tier::Avx512].into_iter().filter_map(Isa::detect).collect()
+        Tier::ALL.into_iter().filter_map(Isa::detect).collect()
+    }
+}
+
+impl Tier {
+    /// Every tier of every target, in order.
+    pub const ALL: [Tier; 4] = [Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Neon];
+
+    /// The tiers of the target this was compiled for, as `LCNET_ISA` names
+    /// them (whether or not this CPU has them).
+    pub fn of_target() -> &'static [Tier] {
+        if cfg!(target_arch = "x86_64") {
+            &[Tier::Scalar, Tier::Avx2, Tier::Avx512]
+        } else if cfg!(target_arch = "aarch64") {
+            &[Tier::Scalar, Tier::Neon]
+        } else {
+            &[Tier::Scalar]
+        }
     }
 }
 
@@ -103,12 +127,17 @@ pub fn isa() -> Isa {
     static CHOSEN: OnceLock<Isa> = OnceLock::new();
     *CHOSEN.get_or_init(|| {
         let best = Isa::all_supported().into_iter().max().unwrap_or(Isa::SCALAR);
-        match std::env::var("LCNET_ISA").ok().as_deref() {
-            Some("scalar") => Isa::SCALAR,
-            Some("avx2") => best.min(Isa::detect(Tier::Avx2).unwrap_or(Isa::SCALAR)),
-            Some("avx512") | None | Some("") => best,
-            Some(other) => {
-                eprintln!("lcnet: LCNET_ISA={other} is not one of scalar, avx2, avx512; using {}", best.name());
+        let asked = std::env::var("LCNET_ISA").unwrap_or_default();
+        if asked.is_empty() {
+            return best;
+        }
+        match Tier::of_target().iter().find(|t| t.name() == asked) {
+            // A tier below the best is one this CPU has (each tier of a
+            // target implies the ones before it).
+            Some(&tier) => best.min(Isa::detect(tier).unwrap_or(best)),
+            None => {
+                let names: Vec<_> = Tier::of_target().iter().map(|t| t.name()).collect();
+                eprintln!("lcnet: LCNET_ISA={asked} is not one of {}; using {}", names.join(", "), best.name());
                 best
             }
         }
@@ -142,7 +171,8 @@ impl Fma for NoFma {
 
 /// `multiversion!(pub fn name(a: A, b: B) => body);` defines
 /// `name(isa: Isa, a: A, b: B)`, which runs `body::<WithFma>(a, b)` inside an
-/// AVX-512 or AVX2+FMA `#[target_feature]` trampoline, or `body::<NoFma>`.
+/// AVX-512 or AVX2+FMA `#[target_feature]` trampoline, or directly on NEON
+/// (aarch64's baseline: no trampoline needed), or `body::<NoFma>`.
 macro_rules! multiversion {
     ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         #[allow(clippy::too_many_arguments)]
@@ -165,9 +195,15 @@ macro_rules! multiversion {
                     $crate::kernels::Tier::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above.
                     $crate::kernels::Tier::Avx2 => return unsafe { avx2($($arg),*) },
-                    $crate::kernels::Tier::Scalar => {}
+                    _ => {}
                 }
             }
+            #[cfg(target_arch = "aarch64")]
+            if isa.tier() == $crate::kernels::Tier::Neon {
+                return $body::<$crate::kernels::dispatch::WithFma>($($arg),*);
+            }
+            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+            let _ = isa;
             $body::<$crate::kernels::dispatch::NoFma>($($arg),*)
         }
     };
