@@ -19,10 +19,10 @@ use rayon::prelude::*;
 use super::{isa, Activation, Isa, Tier};
 use crate::aligned::AlignedVec;
 
-/// Pixel rows per register tile of AVX2 and the portable code (6 rows x 2
-/// vectors = 12 accumulators); AVX-512 tiles have 12 rows x two panels.
+/// Pixel rows per register tile of AVX2, NEON and the portable code (6 rows
+/// x one panel); AVX-512 tiles have 12 rows x two panels.
 pub const MR: usize = 6;
-/// Output channels per packed panel (two 8-lane vectors).
+/// Output channels per packed panel (two 8-lane vectors, four 4-lane ones).
 pub const NR: usize = 16;
 /// Most K per block: a panel's slice of `KC x NR` weights (16 KiB) stays
 /// in L1 while the row tiles pass over it (384 measured 10% slower on Zen 3).
@@ -123,6 +123,9 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is in every aarch64 CPU.
+        Tier::Neon => unsafe { simd::gemm_rows_neon(p, input, out) },
         _ => portable::gemm_rows(p, input, out),
     };
     if super::threads::threads() == 1 {
@@ -181,40 +184,46 @@ mod portable {
     }
 }
 
-/// The hand-written GEMM, one body for AVX2 and AVX-512 (generic over
-/// [`Vector`](crate::kernels::simd::Vector)).
+/// The hand-written GEMM, one body for AVX2, AVX-512 and NEON (generic
+/// over [`Vector`](crate::kernels::simd::Vector)).
 ///
 /// A tile is `R` pixel rows x `J` vectors of output channels, its
 /// accumulators in registers. AVX2: 6 rows x one 16-wide panel (2 x 8
 /// lanes, 12 accumulators of 16 registers). AVX-512: 12 rows x two
 /// neighbouring panels (2 x 16 lanes, 24 accumulators of 32 registers), so
 /// each input value broadcast serves 32 outputs and each weight vector 12
-/// pixels; the packing is the same for both.
-#[cfg(target_arch = "x86_64")]
+/// pixels. NEON: 6 rows x one panel (4 x 4 lanes, 24 accumulators of 32
+/// registers, 4 for the weights, the rest for the broadcasts). The packing
+/// is the same for all.
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
     use super::{even_split, PwWeights, NR};
-    use crate::kernels::simd::avx2::Ymm;
-    use crate::kernels::simd::avx512::Zmm;
+    #[cfg(target_arch = "aarch64")]
+    use crate::kernels::simd::neon::Neon;
     use crate::kernels::simd::Vector;
+    #[cfg(target_arch = "x86_64")]
+    use crate::kernels::simd::{avx2::Ymm, avx512::Zmm};
     use crate::kernels::Activation;
 
     /// AVX2 + FMA: all rows of `input` times every panel.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn gemm_rows_avx2(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         // SAFETY: the features are enabled; two Ymm per row cover one panel.
         // Four K steps per loop iteration, as MLAS does: 10-15% faster than
         // one at x2.5 on Zen 3, the loop's bookkeeping no longer competing
         // with the FMAs.
-        unsafe { gemm_rows::<Ymm, 6, 4>(p, input, out) }
+        unsafe { gemm_rows::<Ymm, 6, 4, 2, 1>(p, input, out) }
     }
 
     /// AVX-512: all rows of `input` times every panel.
     ///
     /// # Safety
     /// The CPU must support AVX-512F (and AVX2 + FMA).
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn gemm_rows_avx512(p: &PwWeights, input: &[f32], out: &mut [f32]) {
         // SAFETY: the features are enabled; two Zmm per row cover two panels.
@@ -223,7 +232,22 @@ mod simd {
         // accumulators (x2.0, one thread, Xeon with AVX-512: 12 rows 8.0 ms
         // unrolled by 1, 17.1 by 2; 8 rows 8.3 / 8.2 / 10.1 by 1 / 2 / 4;
         // the AVX2 kernel 11.8).
-        unsafe { gemm_rows::<Zmm, 12, 1>(p, input, out) }
+        unsafe { gemm_rows::<Zmm, 12, 1, 2, 1>(p, input, out) }
+    }
+
+    /// NEON: all rows of `input` times every panel.
+    ///
+    /// # Safety
+    /// None beyond the slices' own (NEON is aarch64's baseline); `unsafe`
+    /// for symmetry with the x86 entry points.
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn gemm_rows_neon(p: &PwWeights, input: &[f32], out: &mut [f32]) {
+        // SAFETY: NEON is always there; four Neon per row cover one panel,
+        // two its left half (the last panel of an output count that is 8
+        // past a multiple of 16). One K step per iteration, as on AVX-512:
+        // 24 accumulators, 4 weight vectors and the broadcasts fill the 32
+        // registers, and unrolling only hoists loads that then spill.
+        unsafe { gemm_rows::<Neon, 6, 1, 4, 2>(p, input, out) }
     }
 
     /// Most rows per M block: the block's `MC x KC` slice of the input (96
@@ -232,10 +256,12 @@ mod simd {
     const MC: usize = 96;
 
     /// All rows of `input` times every panel, blocked over K and M; `MR`
-    /// rows x 2 vectors of `V` per tile (two `V` span one or two panels),
-    /// `UNROLL` K steps per iteration of the micro-kernel's loop.
+    /// rows x `JV` vectors of `V` per tile (they span one or two panels),
+    /// `UNROLL` K steps per iteration of the micro-kernel's loop. A tile
+    /// with no more than `JH` vectors' worth of outputs left (the end of the
+    /// last panel) runs `JH` vectors.
     #[inline(always)]
-    unsafe fn gemm_rows<V: Vector, const MR: usize, const UNROLL: usize>(
+    unsafe fn gemm_rows<V: Vector, const MR: usize, const UNROLL: usize, const JV: usize, const JH: usize>(
         p: &PwWeights,
         input: &[f32],
         out: &mut [f32],
@@ -244,7 +270,7 @@ mod simd {
         let m = input.len() / k;
         let (k_step, m_step) = (p.k_block, even_split(m, MC, MR));
         // Output channels per tile, and panels per tile.
-        let tn = 2 * V::LANES;
+        let tn = JV * V::LANES;
         let group = tn / NR;
         let panels = n.div_ceil(NR);
         for kb in (0..k).step_by(k_step) {
@@ -260,17 +286,12 @@ mod simd {
                 let (base, extra) = (mc / tiles, mc % tiles);
                 for first_panel in (0..panels).step_by(group) {
                     let col0 = first_panel * NR;
-                    // Both vectors' weights: the second is the panel's right
-                    // half (AVX2) or the next panel (AVX-512), if there is one.
+                    // The tile's panels: the second (AVX-512) is the next
+                    // one, if there is one.
                     let (b0, _) = p.panel_block(first_panel, kb);
-                    let two = n > col0 + V::LANES;
-                    let b1 = if group == 1 {
-                        &b0[V::LANES..]
-                    } else if first_panel + 1 < panels {
-                        p.panel_block(first_panel + 1, kb).0
-                    } else {
-                        b0
-                    };
+                    let b1 =
+                        if group == 2 && first_panel + 1 < panels { p.panel_block(first_panel + 1, kb).0 } else { b0 };
+                    let narrow = n - col0 <= JH * V::LANES;
                     let bias = &p.bias[col0..];
                     let cols = tn.min(n - col0);
                     for t in 0..tiles {
@@ -279,15 +300,17 @@ mod simd {
                         let c = &mut out[r0 * n + col0..];
                         let g = Geometry { kc, lda: k, ldc: n, cols };
                         // SAFETY: `a` holds `rows` rows (stride k) of `kc` values,
-                        // each `b` has `kc` rows of NR (the second vector reads
-                        // only when `two`), the biases are padded to whole
+                        // each `b` has `kc` rows of NR (the second panel is read
+                        // only when the tile reaches into it, which it does only
+                        // if there is one), the biases are padded to whole
                         // panels, and `c` holds `rows - 1` full rows of `n`
                         // plus `cols` values (checked by the slicing above).
                         unsafe {
-                            if two {
-                                tile_any::<V, MR, UNROLL, 2>(rows, Operands { a, b: [b0, b1], bias, c }, g, pass)
+                            let ops = Operands { a, b: [b0, b1], bias, c };
+                            if narrow {
+                                tile_any::<V, MR, UNROLL, JH>(rows, ops, g, pass)
                             } else {
-                                tile_any::<V, MR, UNROLL, 1>(rows, Operands { a, b: [b0, b1], bias, c }, g, pass)
+                                tile_any::<V, MR, UNROLL, JV>(rows, ops, g, pass)
                             }
                         }
                     }
@@ -322,7 +345,7 @@ mod simd {
     const PF_AHEAD: usize = 32;
 
     /// What one tile reads and writes: `a`, its rows of the input (stride
-    /// `lda`); `b`, the two vectors' weight blocks; `bias`, its outputs'
+    /// `lda`); `b`, the weight blocks of its (one or two) panels; `bias`, its outputs'
     /// biases; `c`, its output rows (stride `ldc`).
     struct Operands<'a> {
         a: &'a [f32],
@@ -349,13 +372,15 @@ mod simd {
         act: Activation,
     }
 
-    /// `R` rows x `J` (1 or 2) vectors of outputs over `kc` of K,
-    /// accumulators in registers. Vector `j` reads its weights from `b[j]`,
-    /// a `kc x NR` panel block, one row of NR per K step.
+    /// `R` rows x `J` (1 to 4) vectors of outputs over `kc` of K,
+    /// accumulators in registers. Vector `j` covers outputs `j * LANES ..`
+    /// of the tile: it reads its weights from the panel block `b[j * LANES /
+    /// NR]`, a `kc x NR` block, one row of NR per K step.
     ///
-    /// The two columns of accumulators are two arrays, every loop over them
-    /// written out ([`unrolled!`]): held in one `[[V; J]; R]` array LLVM kept
-    /// them in memory (a store after every FMA, AVX-512 50% slower than AVX2).
+    /// The columns of accumulators are separate arrays, every loop over them
+    /// written out ([`unrolled!`], [`columns!`]): held in one `[[V; J]; R]`
+    /// array LLVM kept them in memory (a store after every FMA, AVX-512 50%
+    /// slower than AVX2).
     #[inline(always)]
     unsafe fn tile<V: Vector, const R: usize, const UNROLL: usize, const J: usize>(
         ops: Operands,
@@ -365,34 +390,33 @@ mod simd {
         let Operands { a, b, bias, c } = ops;
         let Geometry { kc, lda, ldc, cols } = g;
         let lanes = V::LANES;
-        let two = J == 2;
+        // Vector `j`'s panel (0 or 1) and its offset in the panel's rows.
+        let panel = |j: usize| (j * lanes / NR).min(1);
+        let offset = |j: usize| j * lanes % NR;
+        debug_assert!((1..=4).contains(&J) && J * lanes <= 32);
         debug_assert!(a.len() >= (R - 1) * lda + kc && bias.len() >= J * lanes);
-        debug_assert!((0..J).all(|j| b[j].len() >= (kc - 1) * NR + lanes));
+        debug_assert!((0..J).all(|j| b[panel(j)].len() >= (kc - 1) * NR + offset(j) + lanes));
         debug_assert!(c.len() >= (R - 1) * ldc + cols && cols <= J * lanes);
         // SAFETY: every pointer offset below stays inside the slices, per
         // the assertions above; partial tiles go through a stack buffer.
         unsafe {
             let full = cols == J * lanes;
-            let mut acc0 = [V::zero(); R];
-            let mut acc1 = [V::zero(); R];
+            let [mut acc0, mut acc1, mut acc2, mut acc3] = [[V::zero(); R]; 4];
             unrolled!(r < R => {
                 let src = if pass.first { bias.as_ptr() } else { c.as_ptr().add(r * ldc) };
-                if pass.first || full {
-                    acc0[r] = V::load(src);
-                    if two {
-                        acc1[r] = V::load(src.add(lanes));
-                    }
+                let mut tmp = [0.0f32; 32];
+                let src = if pass.first || full {
+                    src
                 } else {
-                    let mut tmp = [0.0f32; 32];
                     std::ptr::copy_nonoverlapping(src, tmp.as_mut_ptr(), cols);
-                    acc0[r] = V::load(tmp.as_ptr());
-                    acc1[r] = V::load(tmp.as_ptr().add(lanes));
-                }
+                    tmp.as_ptr()
+                };
+                columns!(J; acc0, acc1, acc2, acc3 => |acc, j| acc[r] = V::load(src.add(j * lanes)));
             });
-            let (mut b0, mut b1) = (b[0].as_ptr(), b[1].as_ptr());
-            // The second vector starts its own 64-byte weight row only when
-            // it is another panel's (AVX-512); prefetch each row once.
-            let b1_own_row = two && lanes % NR == 0;
+            let mut b = [b[0].as_ptr(), b[1].as_ptr()];
+            // The second panel has its own 64-byte weight rows only if the
+            // tile reaches into it (AVX-512); prefetch each row once.
+            let second_panel = panel(J - 1) == 1;
             // One pointer per row, advanced once per UNROLL steps, so every
             // load in the unrolled body is a pointer plus a constant offset.
             let mut rows = [a.as_ptr(); R];
@@ -404,18 +428,17 @@ mod simd {
                     // next one, which follows it in memory: the packing is
                     // K-block-major): the first tile of a panel finds them in
                     // L1 instead of L3 or DRAM.
-                    prefetch(b0.wrapping_add((u + PF_AHEAD) * NR));
-                    if b1_own_row {
-                        prefetch(b1.wrapping_add((u + PF_AHEAD) * NR));
+                    prefetch(b[0].wrapping_add((u + PF_AHEAD) * NR));
+                    if second_panel {
+                        prefetch(b[1].wrapping_add((u + PF_AHEAD) * NR));
                     }
-                    let w0 = V::load(b0.add(u * NR));
-                    let w1 = if two { V::load(b1.add(u * NR)) } else { w0 };
+                    let mut w = [V::zero(); 4];
+                    for (j, w) in w.iter_mut().enumerate().take(J) {
+                        *w = V::load(b[panel(j)].add(u * NR + offset(j)));
+                    }
                     unrolled!(r < R => {
                         let x = V::splat(rows[r].add(u));
-                        acc0[r] = V::mul_add(x, w0, acc0[r]);
-                        if two {
-                            acc1[r] = V::mul_add(x, w1, acc1[r]);
-                        }
+                        columns!(J; acc0, acc1, acc2, acc3 => |acc, j| acc[r] = V::mul_add(x, w[j], acc[r]));
                     });
                 }};
             }
@@ -423,38 +446,47 @@ mod simd {
             while left >= UNROLL {
                 unrolled!(u < UNROLL => step!(u));
                 unrolled!(r < R => rows[r] = rows[r].add(UNROLL));
-                b0 = b0.add(UNROLL * NR);
-                b1 = b1.add(UNROLL * NR);
+                b = b.map(|p| p.add(UNROLL * NR));
                 left -= UNROLL;
             }
             while left > 0 {
                 step!(0);
                 unrolled!(r < R => rows[r] = rows[r].add(1));
-                b0 = b0.add(NR);
-                b1 = b1.add(NR);
+                b = b.map(|p| p.add(NR));
                 left -= 1;
             }
             unrolled!(r < R => {
-                let (mut v0, mut v1) = (acc0[r], acc1[r]);
-                if pass.last {
-                    v0 = v0.act(pass.act);
-                    v1 = v1.act(pass.act);
-                }
                 let dst = c.as_mut_ptr().add(r * ldc);
-                if full {
-                    v0.store(dst);
-                    if two {
-                        v1.store(dst.add(lanes));
-                    }
-                } else {
-                    let mut tmp = [0.0f32; 32];
-                    v0.store(tmp.as_mut_ptr());
-                    v1.store(tmp.as_mut_ptr().add(lanes));
+                let mut tmp = [0.0f32; 32];
+                let to = if full { dst } else { tmp.as_mut_ptr() };
+                columns!(J; acc0, acc1, acc2, acc3 => |acc, j| {
+                    let v = if pass.last { acc[r].act(pass.act) } else { acc[r] };
+                    v.store(to.add(j * lanes));
+                });
+                if !full {
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
                 }
             });
         }
     }
+
+    /// `body` once for each of the first `J` accumulator columns, with
+    /// `acc` naming the column's array and `j` its index (a constant).
+    macro_rules! columns {
+        ($n:expr; $($col:ident),* => |$acc:ident, $j:ident| $body:expr) => {
+            columns!(@ $n, $body, $acc, $j, 0, $($col),*)
+        };
+        (@ $n:expr, $body:expr, $acc:ident, $j:ident, $k:expr, $col:ident $(, $rest:ident)*) => {
+            if $k < $n {
+                let $j: usize = $k;
+                let $acc = &mut $col;
+                $body;
+            }
+            columns!(@ $n, $body, $acc, $j, $k + 1 $(, $rest)*)
+        };
+        (@ $n:expr, $body:expr, $acc:ident, $j:ident, $k:expr) => {};
+    }
+    use columns;
 
     /// `body` for `i` = 0, 1, .. up to `n - 1` (at most 12), written out with
     /// constant indices: LLVM does not always unroll a loop over a tile's
@@ -477,9 +509,19 @@ mod simd {
     /// Prefetches the line at `p` into L1 (a hint: any address is fine).
     #[inline(always)]
     fn prefetch(p: *const f32) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: prefetching never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            // SAFETY: prefetching never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) }
+        }
+        // `prfm pldl1keep` (std's aarch64 prefetch intrinsic is unstable).
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: a prefetch never faults, whatever the address, and reads
+        // or writes no register but its address operand.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) p, options(nostack, readonly, preserves_flags))
+        }
     }
 }
 
