@@ -70,27 +70,33 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Tier::Avx512 => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is in every aarch64 CPU.
+            Tier::Neon => unsafe { simd::dw_row_neon(p, image, h, w, oy, out_row) },
             _ => dw_row(Isa::SCALAR, p, image, h, w, oy, out_row),
         }
     });
 }
 
-/// Hand-vectorised rows, one body for AVX2 and AVX-512 (generic over
+/// Hand-vectorised rows, one body for AVX2, AVX-512 and NEON (generic over
 /// [`Vector`](crate::kernels::simd::Vector)). Channel blocks of 4, 2 or 1
 /// registers (32, 16 or 8 lanes on AVX2; 64, 32, 16 on AVX-512, then one
-/// 8-lane block) times 2, 4 or 8 neighbouring output pixels at once, so that
-/// 8 independent accumulator vectors hide the FMA latency and each weight
-/// vector loaded serves several pixels. Border pixels (taps in the padding)
-/// go one at a time. From 4 registers of channels up the row goes pixel pair
-/// by pixel pair (all channels of each); with fewer, channel block by
-/// channel block (all pixels of each). On AVX-512, 3x3 and 5x5 rows of
-/// stride 1 go in strips of 8 pixels instead (`strips`).
-#[cfg(target_arch = "x86_64")]
+/// 8-lane block; 16, 8, 4 on NEON) times 2, 4 or 8 neighbouring output
+/// pixels at once, so that 8 independent accumulator vectors hide the FMA
+/// latency and each weight vector loaded serves several pixels. Border
+/// pixels (taps in the padding) go one at a time. From 4 registers of
+/// channels up the row goes pixel pair by pixel pair (all channels of each);
+/// with fewer, channel block by channel block (all pixels of each). With 32
+/// registers (AVX-512, NEON), 3x3 and 5x5 rows of stride 1 go in strips of 8
+/// pixels instead (`strips`).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
     use super::DwWeights;
-    use crate::kernels::simd::avx2::Ymm;
-    use crate::kernels::simd::avx512::Zmm;
+    #[cfg(target_arch = "aarch64")]
+    use crate::kernels::simd::neon::Neon;
     use crate::kernels::simd::Vector;
+    #[cfg(target_arch = "x86_64")]
+    use crate::kernels::simd::{avx2::Ymm, avx512::Zmm};
 
     /// Geometry of one output row.
     struct Row {
@@ -111,6 +117,7 @@ mod simd {
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn dw_row_avx2(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: the features are enabled.
@@ -121,10 +128,21 @@ mod simd {
     ///
     /// # Safety
     /// The CPU must support AVX-512F (and AVX2 + FMA).
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn dw_row_avx512(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: the features are enabled.
         unsafe { dw_row::<Zmm>(p, image, h, w, oy, out_row) }
+    }
+
+    /// One output row of an NHWC image, NEON.
+    ///
+    /// # Safety
+    /// None beyond the slices' own (NEON is aarch64's baseline).
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn dw_row_neon(p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: NEON is always there.
+        unsafe { dw_row::<Neon>(p, image, h, w, oy, out_row) }
     }
 
     /// One output row of an NHWC image.
@@ -151,9 +169,9 @@ mod simd {
             ky,
         };
         let kx = |ox: usize| (pad.saturating_sub(ox * p.stride[1]), k.min(w + pad - ox * p.stride[1]));
-        // AVX-512 only: with 16 registers the strip's inputs and accumulators
-        // do not fit, and AVX2 ran 10-25% slower this way.
-        if V::LANES == 16 && row.sx == 1 && c >= 8 && (k == 3 || k == 5) {
+        // 32 registers only (AVX-512, NEON): with 16 the strip's inputs and
+        // accumulators do not fit, and AVX2 ran 10-25% slower this way.
+        if V::REGISTERS == 32 && row.sx == 1 && c >= V::Tail::LANES && (k == 3 || k == 5) {
             // SAFETY: `strips` keeps every read inside the image and every
             // write inside the row.
             unsafe {
@@ -201,9 +219,9 @@ mod simd {
                 } else if left >= l {
                     sweep::<V, 1, 8>(&row, c0, ow, &kx, p);
                     c0 += l;
-                } else if left >= 8 {
-                    sweep::<Ymm, 1, 8>(&row, c0, ow, &kx, p);
-                    c0 += 8;
+                } else if left >= V::Tail::LANES {
+                    sweep::<V::Tail, 1, 8>(&row, c0, ow, &kx, p);
+                    c0 += V::Tail::LANES;
                 } else {
                     for ox in 0..ow {
                         scalar_lanes(&row, c0, left, ox, kx(ox), p);
@@ -238,9 +256,9 @@ mod simd {
                     strip::<V, P, K>(row, c0, ox, valid, p);
                     c0 += l;
                 }
-                if row.c - c0 >= 8 {
-                    strip::<Ymm, P, K>(row, c0, ox, valid, p);
-                    c0 += 8;
+                if row.c - c0 >= V::Tail::LANES {
+                    strip::<V::Tail, P, K>(row, c0, ox, valid, p);
+                    c0 += V::Tail::LANES;
                 }
                 if c0 < row.c {
                     for px in ox..ox + valid {
@@ -314,9 +332,9 @@ mod simd {
                 } else if left >= l {
                     lanes::<V, 1>(row, c0, ox, pair, kx, p);
                     c0 += l;
-                } else if left >= 8 {
-                    lanes::<Ymm, 1>(row, c0, ox, pair, kx, p);
-                    c0 += 8;
+                } else if left >= V::Tail::LANES {
+                    lanes::<V::Tail, 1>(row, c0, ox, pair, kx, p);
+                    c0 += V::Tail::LANES;
                 } else {
                     scalar_lanes(row, c0, left, ox, if pair { (0, row.k) } else { kx }, p);
                     if pair {
@@ -417,7 +435,8 @@ mod simd {
         }
     }
 
-    /// The last `lanes < 8` channels of one pixel, one at a time.
+    /// The last channels of one pixel (fewer than the narrowest vector's
+    /// lanes), one at a time.
     #[inline(always)]
     unsafe fn scalar_lanes(row: &Row, c0: usize, lanes: usize, ox: usize, kx: (usize, usize), p: &DwWeights) {
         // SAFETY: the caller keeps every offset in bounds.

@@ -82,28 +82,36 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
             Tier::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
                 simd::stem_row_avx2(p, image, h, w, oy, out_row)
             },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: NEON is in every aarch64 CPU; the output count fits.
+            Tier::Neon if cout.is_multiple_of(4) && cout <= 64 => unsafe {
+                simd::stem_row_neon(p, image, h, w, oy, out_row)
+            },
             _ => stem_row(isa, p, image, h, w, oy, out_row),
         }
     });
 }
 
-/// Hand-vectorised rows for up to 64 output channels (a multiple of 8): all
-/// of a pixel's outputs stay in registers over the `in * k * k` taps. One
-/// body for AVX2 and AVX-512 (generic over
+/// Hand-vectorised rows for up to 64 output channels (a multiple of 8; of 4
+/// on NEON): all of a pixel's outputs stay in registers over the `in * k *
+/// k` taps. One body for AVX2, AVX-512 and NEON (generic over
 /// [`Vector`](crate::kernels::simd::Vector)); AVX-512 takes output counts
 /// that are a multiple of 16 in 16-lane registers (x1.0's 16 outputs: one
 /// register per pixel, 8 pixels at once), others in 8-lane ones.
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod simd {
     use super::StemWeights;
-    use crate::kernels::simd::avx2::Ymm;
-    use crate::kernels::simd::avx512::Zmm;
+    #[cfg(target_arch = "aarch64")]
+    use crate::kernels::simd::neon::Neon;
     use crate::kernels::simd::Vector;
+    #[cfg(target_arch = "x86_64")]
+    use crate::kernels::simd::{avx2::Ymm, avx512::Zmm};
 
     /// One output row, AVX2 + FMA.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; `out_channels` is a multiple of 8, at most 64.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn stem_row_avx2(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: forwarded from the caller. `P` pixels at once keep about 8
@@ -127,6 +135,7 @@ mod simd {
     /// # Safety
     /// The CPU must support AVX-512F (and AVX2 + FMA); `out_channels` is a
     /// multiple of 8, at most 64.
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn stem_row_avx512(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
         // SAFETY: forwarded from the caller.
@@ -143,6 +152,38 @@ mod simd {
                 (1, _) => row::<Ymm, 3, 4>(p, image, h, w, oy, out_row),
                 (2, _) => row::<Ymm, 5, 2>(p, image, h, w, oy, out_row),
                 _ => row::<Ymm, 7, 2>(p, image, h, w, oy, out_row),
+            }
+        }
+    }
+
+    /// One output row, NEON.
+    ///
+    /// # Safety
+    /// `out_channels` is a multiple of 4, at most 64 (NEON is aarch64's
+    /// baseline).
+    #[cfg(target_arch = "aarch64")]
+    pub unsafe fn stem_row_neon(p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+        // SAFETY: forwarded from the caller. `P` pixels at once keep 16-24
+        // accumulators of the 32 registers busy, with the `V` weight vectors
+        // and a broadcast beside them (x1.0's 16 outputs: 4 x 4 pixels).
+        unsafe {
+            match p.out_channels / 4 {
+                1 => row::<Neon, 1, 16>(p, image, h, w, oy, out_row),
+                2 => row::<Neon, 2, 8>(p, image, h, w, oy, out_row),
+                3 => row::<Neon, 3, 6>(p, image, h, w, oy, out_row),
+                4 => row::<Neon, 4, 4>(p, image, h, w, oy, out_row),
+                5 => row::<Neon, 5, 4>(p, image, h, w, oy, out_row),
+                6 => row::<Neon, 6, 4>(p, image, h, w, oy, out_row),
+                7 => row::<Neon, 7, 3>(p, image, h, w, oy, out_row),
+                8 => row::<Neon, 8, 2>(p, image, h, w, oy, out_row),
+                9 => row::<Neon, 9, 2>(p, image, h, w, oy, out_row),
+                10 => row::<Neon, 10, 2>(p, image, h, w, oy, out_row),
+                11 => row::<Neon, 11, 1>(p, image, h, w, oy, out_row),
+                12 => row::<Neon, 12, 1>(p, image, h, w, oy, out_row),
+                13 => row::<Neon, 13, 1>(p, image, h, w, oy, out_row),
+                14 => row::<Neon, 14, 1>(p, image, h, w, oy, out_row),
+                15 => row::<Neon, 15, 1>(p, image, h, w, oy, out_row),
+                _ => row::<Neon, 16, 1>(p, image, h, w, oy, out_row),
             }
         }
     }
