@@ -12,7 +12,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use lcnet_core::__private::kernels::{dwconv, pwconv, stem, Activation, Isa, Tier};
+#[cfg(target_arch = "x86_64")]
+use lcnet_core::__private::kernels::Tier;
+use lcnet_core::__private::kernels::{dwconv, pwconv, stem, Activation, Isa};
 use lcnet_core::AlignedVec;
 
 /// 10 independent chains of 8-lane FMAs: this core's AVX2 FMA peak.
@@ -51,12 +53,36 @@ unsafe fn fma_chains_avx512(iters: u64) -> f32 {
     _mm512_reduce_add_ps(acc.iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a)))
 }
 
+/// 16 independent chains of 4-lane FMAs: this core's NEON FMA peak (four
+/// FMA pipes of 4-cycle latency need 16 in flight).
+#[cfg(target_arch = "aarch64")]
+fn fma_chains_neon(iters: u64) -> f32 {
+    use std::arch::aarch64::*;
+    // SAFETY: NEON is in every aarch64 CPU; `out` holds 4 floats.
+    unsafe {
+        let x = vdupq_n_f32(black_box(1.000_001));
+        let y = vdupq_n_f32(black_box(0.999_999));
+        let mut acc = [vdupq_n_f32(0.0); 16];
+        for _ in 0..iters {
+            for a in acc.iter_mut() {
+                *a = vfmaq_f32(y, *a, x);
+            }
+        }
+        vaddvq_f32(acc.iter().fold(vdupq_n_f32(0.0), |s, a| vaddq_f32(s, *a)))
+    }
+}
+
 /// The peaks the kernels are read against (each skipped without its ISA).
 fn peak(c: &mut Criterion) {
+    const ITERS: u64 = 1 << 16;
+    let mut g = c.benchmark_group("peak");
+    #[cfg(target_arch = "aarch64")]
+    {
+        g.throughput(Throughput::Elements(ITERS * 16 * 4 * 2));
+        g.bench_function("neon_fma", |b| b.iter(|| fma_chains_neon(black_box(ITERS))));
+    }
     #[cfg(target_arch = "x86_64")]
     {
-        const ITERS: u64 = 1 << 16;
-        let mut g = c.benchmark_group("peak");
         if Isa::detect(Tier::Avx2).is_some() {
             g.throughput(Throughput::Elements(ITERS * 10 * 8 * 2));
             // SAFETY: AVX2 and FMA are supported (checked above).
@@ -67,8 +93,8 @@ fn peak(c: &mut Criterion) {
             // SAFETY: AVX-512F is supported (checked above).
             g.bench_function("avx512_fma", |b| b.iter(|| unsafe { fma_chains_avx512(black_box(ITERS)) }));
         }
-        g.finish();
     }
+    g.finish();
 }
 
 /// One thread: the numbers compare with one core's peak.
