@@ -301,3 +301,45 @@ fn no_arguments_print_usage_with_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("Usage"));
 }
+
+/// The best tier this CPU offers, found here without lcnet's own detection.
+fn best_tier_of_this_cpu() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"];
+        let has = |f: &str| std::fs::read_to_string("/proc/cpuinfo").unwrap().split_whitespace().any(|w| w == f);
+        if avx512.iter().all(|f| has(f)) {
+            return "avx512";
+        }
+        if has("avx2") && has("fma") {
+            return "avx2";
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    return "neon";
+    #[allow(unreachable_code)]
+    "scalar"
+}
+
+#[test]
+fn version_names_the_kernels_in_use_and_lcnet_isa_lowers_them() {
+    let kernels = |isa: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lcnet"));
+        cmd.arg("--version").env_remove("LCNET_ISA");
+        if let Some(isa) = isa {
+            cmd.env("LCNET_ISA", isa);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        text.lines().find(|l| l.starts_with("kernels: ")).unwrap_or_else(|| panic!("{text}")).to_string()
+    };
+    let best = best_tier_of_this_cpu();
+    let line = kernels(None);
+    assert!(line.starts_with(&format!("kernels: {best} (this CPU: scalar")), "{line}");
+    assert!(line.contains(&format!(" {best};")), "{line}");
+    assert!(kernels(Some("scalar")).starts_with("kernels: scalar "));
+    // A tier this target does not have leaves the best one.
+    let foreign = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };
+    assert!(kernels(Some(foreign)).starts_with(&format!("kernels: {best} ")));
+}

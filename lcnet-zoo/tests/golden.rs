@@ -83,7 +83,8 @@ fn check_case(dir: &Path, case: &str) -> Option<String> {
     let tol = REL_TOL * max_abs(&want).max(1.0);
     let err = max_abs_diff(got, &want);
     assert!(err <= tol, "{case}: logits differ from PaddleClas by {err} (tolerance {tol})");
-    println!("{case}: {} max|d logits| = {err:.2e} (tolerance {tol:.1e})", net.variant().name);
+    let isa = lcnet_zoo::lcnet_core::isa().name();
+    println!("{case}: {} on {isa} max|d logits| = {err:.2e} (tolerance {tol:.1e})", net.variant().name);
 
     // Stage outputs localise a mismatch; the fixtures hold the first image's.
     for (stage, ours) in ws.take_recorded() {

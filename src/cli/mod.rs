@@ -20,13 +20,17 @@ use crate::build_info;
 
 /// The long version: what is compiled in, for bug reports.
 fn long_version() -> &'static str {
+    let isa = lcnet_zoo::lcnet_core::isa();
+    let tiers: Vec<_> = lcnet_zoo::lcnet_core::Isa::all_supported().iter().map(|t| t.name()).collect();
     let text = format!(
-        "{} (git {})\ntarget: {}\nvariants: {}\nbaseline SIMD: {}",
+        "{} (git {})\ntarget: {}\nvariants: {}\nbaseline SIMD: {}\nkernels: {} (this CPU: {}; LCNET_ISA lowers it)",
         build_info::VERSION,
         build_info::GIT_REV,
         build_info::TARGET,
         build_info::VARIANT_FEATURES.join(" "),
         build_info::BASELINE_SIMD.join(" "),
+        isa.name(),
+        tiers.join(" "),
     );
     Box::leak(text.into_boxed_str())
 }
