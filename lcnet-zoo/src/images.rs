@@ -101,6 +101,30 @@ pub fn decode(path: &Path, decoding: &Decoding) -> Result<(DynamicImage, ImageFo
     Ok((image, format))
 }
 
+/// Decodes an image held in memory (an upload, a network message), as
+/// [`decode`] does a file: the header's size is checked against the limits
+/// before the pixels are allocated, the EXIF turn applied when asked. `name`
+/// is how errors call it.
+///
+/// ```
+/// let png = std::fs::read("../examples/pages/page_90.png").unwrap();
+/// let (page, format) = lcnet_zoo::decode_bytes(&png, "upload", &Default::default()).unwrap();
+/// assert_eq!((format, page.width() > 0), (image::ImageFormat::Png, true));
+/// assert!(lcnet_zoo::decode_bytes(b"not an image", "upload", &Default::default()).is_err());
+/// ```
+pub fn decode_bytes(bytes: &[u8], name: &str, decoding: &Decoding) -> Result<(DynamicImage, ImageFormat)> {
+    let fail = |problem| Error::image(name, problem);
+    let reader =
+        ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(ImageProblem::Io(e)))?;
+    let (mut decoder, format) = bounded_decoder(reader, &decoding.limits).map_err(fail)?;
+    let orientation = decoder.orientation().map_err(|e| fail(ImageProblem::Decode(e)))?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(ImageProblem::Decode(e)))?;
+    if decoding.apply_exif {
+        image.apply_orientation(orientation);
+    }
+    Ok((image, format))
+}
+
 /// A decoder for `path` whose declared size is within `limits`, with the
 /// decoder's own allocation limit set to what that size needs.
 fn open_decoder(path: &Path, limits: &ImageLimits) -> Result<(Box<dyn ImageDecoder>, ImageFormat)> {
@@ -113,18 +137,26 @@ fn open_decoder(path: &Path, limits: &ImageLimits) -> Result<(Box<dyn ImageDecod
     let file = std::fs::File::open(path).map_err(|e| fail(ImageProblem::Io(e)))?;
     let reader =
         ImageReader::new(std::io::BufReader::new(file)).with_guessed_format().map_err(|e| fail(ImageProblem::Io(e)))?;
-    let Some(format) = reader.format() else { return Err(fail(ImageProblem::UnknownFormat)) };
-    let mut decoder: Box<dyn ImageDecoder> =
-        Box::new(reader.into_decoder().map_err(|e| fail(ImageProblem::Decode(e)))?);
+    bounded_decoder(reader, limits).map_err(fail)
+}
+
+/// The decoder of `reader` once its declared size passed `limits`, with its
+/// own allocation limit set to what that size needs.
+fn bounded_decoder<'a, R: std::io::BufRead + std::io::Seek + 'a>(
+    reader: ImageReader<R>,
+    limits: &ImageLimits,
+) -> std::result::Result<(Box<dyn ImageDecoder + 'a>, ImageFormat), ImageProblem> {
+    let Some(format) = reader.format() else { return Err(ImageProblem::UnknownFormat) };
+    let mut decoder: Box<dyn ImageDecoder + 'a> = Box::new(reader.into_decoder().map_err(ImageProblem::Decode)?);
     let (width, height) = decoder.dimensions();
-    limits.check(width, height, decoder.total_bytes()).map_err(fail)?;
+    limits.check(width, height, decoder.total_bytes())?;
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_image_width = Some(limits.max_side);
     decoder_limits.max_image_height = Some(limits.max_side);
     // The output plus the decoder's own working memory (a JPEG's
     // component planes and a PNG's rows stay below one more image).
     decoder_limits.max_alloc = Some(decoder.total_bytes().saturating_mul(2).max(1 << 20));
-    decoder.set_limits(decoder_limits).map_err(|e| fail(ImageProblem::Decode(e)))?;
+    decoder.set_limits(decoder_limits).map_err(ImageProblem::Decode)?;
     Ok((decoder, format))
 }
 

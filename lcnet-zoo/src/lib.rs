@@ -80,7 +80,7 @@ mod random;
 mod registry;
 pub use classifier::{check_logits, softmax_rows, Class, Classifier, ImageInput, Prediction};
 pub use error::{Error, ImageProblem, Result};
-pub use images::{decode, decode_rgb, Decoding, ImageLimits};
+pub use images::{decode, decode_bytes, decode_rgb, Decoding, ImageLimits};
 pub use random::random_checkpoint;
 pub use registry::{find, load, variants};
 
