@@ -346,6 +346,36 @@ impl Classifier {
         Ok(results)
     }
 
+    /// One image decoded and preprocessed into its input tensor (`3 x H x W`
+    /// floats, the model's input size): the first half of a classification,
+    /// for callers who gather images from many sources into one batch (a
+    /// server) and then call [`classify_tensors`](Self::classify_tensors).
+    ///
+    /// ```
+    /// # #[cfg(feature = "doc-ori")] {
+    /// let classifier = lcnet_zoo::Classifier::preset("doc_ori")?;
+    /// let a = classifier.input_tensor("../examples/pages/page_90.png")?;
+    /// let b = classifier.input_tensor("../examples/pages/page_0.png")?;
+    /// let pages = classifier.classify_tensors(&[a, b].concat(), 2)?;
+    /// assert_eq!((pages[0].label.as_str(), pages[1].label.as_str()), ("90", "0"));
+    /// # }
+    /// # Ok::<(), lcnet_zoo::Error>(())
+    /// ```
+    pub fn input_tensor<I: ImageInput + ?Sized>(&self, image: &I) -> Result<Vec<f32>> {
+        self.tensor(&image.to_rgb(&self.decoding)?, &image.name())
+    }
+
+    /// Classifies `n` input tensors laid one after the other in `tensors`
+    /// (each from [`input_tensor`](Self::input_tensor)) as one batch.
+    pub fn classify_tensors(&self, tensors: &[f32], n: usize) -> Result<Vec<Prediction>> {
+        let (h, w) = self.preprocess.input_hw();
+        let expected = n.checked_mul(3 * h * w);
+        if expected != Some(tensors.len()) {
+            return Err(Error::TensorLength { len: tensors.len(), images: n, per_image: 3 * h * w });
+        }
+        self.run(tensors, n)
+    }
+
     /// Preprocesses one image into its input tensor; a refusal names `name`.
     fn tensor(&self, image: &Image8, name: &str) -> Result<Vec<f32>> {
         let (h, w) = self.preprocess.input_hw();

@@ -90,6 +90,17 @@ pub enum Error {
         /// The first stage whose output is not finite.
         stage: String,
     },
+    /// [`Classifier::classify_tensors`](crate::Classifier::classify_tensors)
+    /// got a slice whose length is not `images` input tensors.
+    #[error("{len} floats for {images} input tensors of {per_image} each")]
+    TensorLength {
+        /// Floats given.
+        len: usize,
+        /// Images they should hold.
+        images: usize,
+        /// Floats per image (`3 x H x W`).
+        per_image: usize,
+    },
     /// An image that cannot be read, decoded or classified.
     #[error("{image}: {problem}")]
     Image {
