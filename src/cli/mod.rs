@@ -10,6 +10,8 @@ mod info;
 mod list;
 mod output;
 mod run;
+#[cfg(feature = "serve")]
+mod serve;
 mod tensor_arg;
 mod upright;
 mod verify;
@@ -63,6 +65,9 @@ enum Command {
     Import(import::Args),
     /// Run a checkpoint on an input and compare with reference outputs (prove a conversion).
     Verify(verify::Args),
+    /// Serve a model over HTTP with PaddleX's serving protocol, batching concurrent requests.
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Parses the command line and runs the subcommand; returns the exit code.
@@ -85,6 +90,8 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Import(args) => import::run(&args).map(|()| 0),
         Command::Bench(args) => bench::run(&args).map(|()| 0),
         Command::Verify(args) => verify::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(&args).map(|()| 0),
     }?;
     output::flush()?;
     Ok(code)

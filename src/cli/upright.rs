@@ -47,7 +47,7 @@ pub struct Written {
 }
 
 /// The clockwise angle a label names (`90`, `180_degree`), if it is one of 0, 90, 180, 270.
-fn label_angle(label: &str) -> Option<u16> {
+pub(super) fn label_angle(label: &str) -> Option<u16> {
     let digits: String = label.chars().take_while(char::is_ascii_digit).collect();
     let rest = &label[digits.len()..];
     let angle: u16 = digits.parse().ok()?;
@@ -129,7 +129,7 @@ impl Upright {
 }
 
 /// `image` turned counter-clockwise by `angle` (it was turned clockwise by it).
-fn turn_back(image: DynamicImage, angle: u16) -> DynamicImage {
+pub(super) fn turn_back(image: DynamicImage, angle: u16) -> DynamicImage {
     match angle {
         90 => image.rotate270(),
         180 => image.rotate180(),
