@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 use lcnet_core::Checkpoint;
 
+#[cfg(all(unix, feature = "serve"))]
+pub mod server;
+
 /// The repository root; commands run there.
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
