@@ -48,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Server settings.
     pub options: Options,
+    /// Permits to decode and preprocess an image: one per core.
+    pub image_work: tokio::sync::Semaphore,
 }
 
 /// The settings the routes apply.
@@ -118,22 +120,24 @@ async fn classify(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Success<ClassifyResult>, ApiError> {
-    let body = json_body(body)?;
+    let mut body = json_body(body)?;
     let fields = fields::object(&body)?;
-    let image = fields::string(fields, "image")?;
+    fields::string(fields, "image")?;
     let topk = fields::opt_int(fields, "topk")?;
     if topk.is_some_and(|k| k <= 0) {
         return Err(ApiError::invalid_field("greater_than", "body.topk", "Input should be greater than 0"));
     }
     fields::opt_bool(fields, "visualize")?;
     let fault = state.fault(fields)?;
-    let bytes = state.file_bytes(image, "image").await?;
+    let file = state.file(take_string(&mut body, "image"), "image").await?;
+    drop(body);
     let classifier = state.classifier.clone();
-    let tensor = blocking(move || {
-        let (image, _) = decode(&classifier, &bytes, "image")?;
-        classifier.input_tensor(&image).map_err(image_error)
-    })
-    .await?;
+    let tensor = state
+        .blocking(move || {
+            let (image, _) = decode(&classifier, &file.bytes("image")?, "image")?;
+            classifier.input_tensor(&image).map_err(image_error)
+        })
+        .await?;
     let prediction = state.infer(tensor, fault).await?;
     let k = topk.map_or(DEFAULT_TOPK, |k| usize::try_from(k).unwrap_or(usize::MAX));
     let categories = prediction
@@ -151,9 +155,9 @@ async fn preprocess_document(
     State(state): State<Arc<AppState>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Success<DocResult>, ApiError> {
-    let body = json_body(body)?;
+    let mut body = json_body(body)?;
     let fields = fields::object(&body)?;
-    let file = fields::string(fields, "file")?;
+    let is_url = is_url(fields::string(fields, "file")?);
     let file_type = fields::opt_int(fields, "fileType")?;
     let classify = fields::opt_bool(fields, "useDocOrientationClassify")?.unwrap_or(true);
     let unwarp = fields::opt_bool(fields, "useDocUnwarping")?.unwrap_or(false);
@@ -167,7 +171,7 @@ async fn preprocess_document(
             ))
         }
         Some(_) => return Err(ApiError::invalid_field("literal_error", "body.fileType", "Input should be 0 or 1")),
-        None if is_url(file) => {}
+        None if is_url => {}
         None => return Err(ApiError::unprocessable("File type cannot be determined")),
     }
     if unwarp {
@@ -176,20 +180,22 @@ async fn preprocess_document(
         ));
     }
     let angles = state.angles()?;
-    let bytes = state.file_bytes(file, "file").await?;
+    let file = state.file(take_string(&mut body, "file"), "file").await?;
+    drop(body);
     let classifier = state.classifier.clone();
-    let (image, tensor) = blocking(move || {
-        let (image, _) = decode(&classifier, &bytes, "file")?;
-        let tensor = if classify { Some(classifier.input_tensor(&image).map_err(image_error)?) } else { None };
-        Ok((image, tensor))
-    })
-    .await?;
+    let (image, tensor) = state
+        .blocking(move || {
+            let (image, _) = decode(&classifier, &file.bytes("file")?, "file")?;
+            let tensor = if classify { Some(classifier.input_tensor(&image).map_err(image_error)?) } else { None };
+            Ok((image, tensor))
+        })
+        .await?;
     let angle = match tensor {
         Some(tensor) => Some(angles[state.infer(tensor, fault).await?.index]),
         None => None,
     };
     let data_info = ImageInfo { width: image.width(), height: image.height(), kind: "image" };
-    let page = blocking(move || upright_page(image, angle, classify, visualize)).await?;
+    let page = state.blocking(move || upright_page(image, angle, classify, visualize)).await?;
     Ok(Success::new(super::protocol::new_log_id(), DocResult { doc_preprocessing_results: vec![page], data_info }))
 }
 
@@ -254,20 +260,31 @@ impl AppState {
         })
     }
 
-    /// The bytes of an `image`/`file` field: base64, or a URL when allowed.
-    async fn file_bytes(&self, text: &str, field: &str) -> Result<Bytes, ApiError> {
-        if is_url(text) {
-            if !self.options.allow_urls {
-                return Err(ApiError::unprocessable(format!(
-                    "`{field}` is a URL; this server does not fetch URLs (start it with --allow-urls); \
-                     send the file's bytes as base64"
-                )));
-            }
-            return super::fetch::get(text, self.options.body_limit, self.options.timeout).await;
+    /// An `image`/`file` field's file: fetched now when it is a URL (and
+    /// URLs are allowed), else its base64 kept to be decoded on the
+    /// blocking pool.
+    async fn file(&self, text: String, field: &str) -> Result<File, ApiError> {
+        if !is_url(&text) {
+            return Ok(File::Base64(text));
         }
-        decode_base64(text)
-            .map(Bytes::from)
-            .map_err(|e| ApiError::bad_request(format!("`{field}` is not valid base64: {e}")))
+        if !self.options.allow_urls {
+            return Err(ApiError::unprocessable(format!(
+                "`{field}` is a URL; this server does not fetch URLs (start it with --allow-urls); \
+                 send the file's bytes as base64"
+            )));
+        }
+        Ok(File::Fetched(super::fetch::get(&text, self.options.body_limit, self.options.timeout).await?))
+    }
+
+    /// Runs `work` on tokio's blocking pool, at most one image per core at
+    /// a time (more only holds more decoded images in memory); a panic
+    /// there is this request's 500.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let _permit = self.image_work.acquire().await.map_err(|_| ApiError::internal())?;
+        tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| Err(ApiError::internal()))
     }
 
     /// The `lcnetFault` test field, honoured only with `--inject-faults`.
@@ -298,6 +315,35 @@ impl AppState {
             }
             Err(_) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "The server is shutting down")),
         }
+    }
+}
+
+/// The file a request carries.
+enum File {
+    /// Its base64, not decoded yet.
+    Base64(String),
+    /// Its bytes, fetched from a URL.
+    Fetched(Bytes),
+}
+
+impl File {
+    /// The file's bytes; `field` names it in a refusal.
+    fn bytes(&self, field: &str) -> Result<std::borrow::Cow<'_, [u8]>, ApiError> {
+        match self {
+            File::Base64(text) => decode_base64(text)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| ApiError::bad_request(format!("`{field}` is not valid base64: {e}"))),
+            File::Fetched(bytes) => Ok(std::borrow::Cow::Borrowed(bytes)),
+        }
+    }
+}
+
+/// Moves a string field (checked present) out of the body: the file's
+/// base64 is most of it, and is not copied.
+fn take_string(body: &mut Value, name: &str) -> String {
+    match body.get_mut(name).map(Value::take) {
+        Some(Value::String(text)) => text,
+        _ => unreachable!("`{name}` was checked to be a string"),
     }
 }
 
@@ -351,13 +397,6 @@ fn image_error(err: lcnet_zoo::Error) -> ApiError {
             ApiError::internal()
         }
     }
-}
-
-/// Runs `work` on tokio's blocking pool; a panic there is this request's 500.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work).await.unwrap_or_else(|_| Err(ApiError::internal()))
 }
 
 #[cfg(test)]
