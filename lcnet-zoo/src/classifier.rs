@@ -365,6 +365,14 @@ impl Classifier {
         self.tensor(&image.to_rgb(&self.decoding)?, &image.name())
     }
 
+    /// [`input_tensor`](Self::input_tensor) of an image the caller is done
+    /// with: an 8-bit RGB image is preprocessed in its own buffer, without
+    /// the copy a borrowed one needs (a decoded page is megabytes).
+    pub fn input_tensor_owned(&self, image: DynamicImage) -> Result<Vec<f32>> {
+        let rgb = rgb_image(crate::images::into_rgb8(image))?;
+        self.tensor(&rgb, "<image>")
+    }
+
     /// Classifies `n` input tensors laid one after the other in `tensors`
     /// (each from [`input_tensor`](Self::input_tensor)) as one batch.
     pub fn classify_tensors(&self, tensors: &[f32], n: usize) -> Result<Vec<Prediction>> {

@@ -134,8 +134,9 @@ async fn classify(
     let classifier = state.classifier.clone();
     let tensor = state
         .blocking(move || {
-            let (image, _) = decode(&classifier, &file.bytes("image")?, "image")?;
-            classifier.input_tensor(&image).map_err(image_error)
+            let image = decode(&classifier, &file.bytes("image")?, "image")?;
+            drop(file);
+            classifier.input_tensor_owned(image).map_err(image_error)
         })
         .await?;
     let prediction = state.infer(tensor, fault).await?;
@@ -185,7 +186,8 @@ async fn preprocess_document(
     let classifier = state.classifier.clone();
     let (image, tensor) = state
         .blocking(move || {
-            let (image, _) = decode(&classifier, &file.bytes("file")?, "file")?;
+            let image = decode(&classifier, &file.bytes("file")?, "file")?;
+            drop(file);
             let tensor = if classify { Some(classifier.input_tensor(&image).map_err(image_error)?) } else { None };
             Ok((image, tensor))
         })
@@ -376,8 +378,10 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Value, ApiError> {
 }
 
 /// Decodes `bytes` within the classifier's limits.
-fn decode(classifier: &Classifier, bytes: &[u8], field: &str) -> Result<(DynamicImage, image::ImageFormat), ApiError> {
-    lcnet_zoo::decode_bytes(bytes, &format!("`{field}`"), classifier.decoding()).map_err(image_error)
+fn decode(classifier: &Classifier, bytes: &[u8], field: &str) -> Result<DynamicImage, ApiError> {
+    let (image, _format) =
+        lcnet_zoo::decode_bytes(bytes, &format!("`{field}`"), classifier.decoding()).map_err(image_error)?;
+    Ok(image)
 }
 
 /// An image refusal: too large is PaddleX's 422, anything else not an image (400).
