@@ -214,7 +214,7 @@ fn a_full_queue_answers_503_at_once() {
     let server = Server::start(&["--inject-faults", "--queue", "2", "--max-batch", "1", "--max-wait-ms", "0"]);
     let small = b64(&small_page_90());
     std::thread::scope(|scope| {
-        // Holds the worker for 500 ms; meanwhile two images fit the queue and the rest are refused.
+        // Holds the worker for 2 s; meanwhile two images fit the queue and the rest are refused.
         let slow = scope.spawn(|| server.post("/image-classification", &json!({"image": small, "lcnetFault": "slow"})));
         std::thread::sleep(Duration::from_millis(150));
         let rest: Vec<_> =
@@ -235,11 +235,11 @@ fn a_full_queue_answers_503_at_once() {
 
 #[test]
 fn a_request_over_the_timeout_gets_504() {
-    let server = Server::start(&["--inject-faults", "--timeout", "0.2"]);
+    let server = Server::start(&["--inject-faults", "--timeout", "1"]);
     let slow = server.post("/image-classification", &json!({"image": b64(&small_page_90()), "lcnetFault": "slow"}));
     assert_error(&slow, 504, "timed out");
-    // The worker is still held by the slow image for 300 ms more.
-    std::thread::sleep(Duration::from_millis(500));
+    // The worker is still held by the slow image for 1 s more.
+    std::thread::sleep(Duration::from_millis(1200));
     assert_eq!(label(&server.post("/image-classification", &json!({"image": b64(&small_page_90())}))), "90");
 }
 

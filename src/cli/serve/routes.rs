@@ -298,7 +298,7 @@ impl AppState {
             None => Ok(None),
             Some("panic-handler") => panic!("fault injected by the request (--inject-faults)"),
             Some("panic-batch") => Ok(Some(Fault::Panic)),
-            Some("slow") => Ok(Some(Fault::Slow(Duration::from_millis(500)))),
+            Some("slow") => Ok(Some(Fault::Slow(Duration::from_secs(2)))),
             Some(other) => Err(ApiError::bad_request(format!("unknown lcnetFault `{other}`"))),
         }
     }
