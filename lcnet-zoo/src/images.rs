@@ -92,13 +92,8 @@ pub fn decode_rgb(path: &Path, decoding: &Decoding) -> Result<Image8> {
 /// EXIF orientation when asked; also returns its format.
 pub fn decode(path: &Path, decoding: &Decoding) -> Result<(DynamicImage, ImageFormat)> {
     let fail = |problem| Error::image(path.display(), problem);
-    let (mut decoder, format) = open_decoder(path, &decoding.limits)?;
-    let orientation = decoder.orientation().map_err(|e| fail(ImageProblem::Decode(e)))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(ImageProblem::Decode(e)))?;
-    if decoding.apply_exif {
-        image.apply_orientation(orientation);
-    }
-    Ok((image, format))
+    let (decoder, format) = open_decoder(path, &decoding.limits)?;
+    Ok((decode_upright(decoder, decoding).map_err(fail)?, format))
 }
 
 /// Decodes an image held in memory (an upload, a network message), as
@@ -116,13 +111,21 @@ pub fn decode_bytes(bytes: &[u8], name: &str, decoding: &Decoding) -> Result<(Dy
     let fail = |problem| Error::image(name, problem);
     let reader =
         ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format().map_err(|e| fail(ImageProblem::Io(e)))?;
-    let (mut decoder, format) = bounded_decoder(reader, &decoding.limits).map_err(fail)?;
-    let orientation = decoder.orientation().map_err(|e| fail(ImageProblem::Decode(e)))?;
-    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| fail(ImageProblem::Decode(e)))?;
+    let (decoder, format) = bounded_decoder(reader, &decoding.limits).map_err(fail)?;
+    Ok((decode_upright(decoder, decoding).map_err(fail)?, format))
+}
+
+/// The decoder's image, turned by its EXIF orientation when `decoding` asks.
+fn decode_upright(
+    mut decoder: Box<dyn ImageDecoder + '_>,
+    decoding: &Decoding,
+) -> std::result::Result<DynamicImage, ImageProblem> {
+    let orientation = decoder.orientation().map_err(ImageProblem::Decode)?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(ImageProblem::Decode)?;
     if decoding.apply_exif {
         image.apply_orientation(orientation);
     }
-    Ok((image, format))
+    Ok(image)
 }
 
 /// A decoder for `path` whose declared size is within `limits`, with the
