@@ -33,8 +33,8 @@ use routes::{AppState, Options};
     Examples:\n  \
     lcnet serve                                    # doc_ori on http://127.0.0.1:8080\n  \
     lcnet serve --host 0.0.0.0 --port 9000 --model textline_ori\n  \
-    curl -s localhost:8080/image-classification -H 'content-type: application/json' \\\n    \
-    -d \"{\\\"image\\\": \\\"$(base64 -w0 page.png)\\\"}\"\n\n\
+    printf '{\"image\": \"%s\"}' \"$(base64 -w0 page.png)\" |\n    \
+    curl -s localhost:8080/image-classification -H 'content-type: application/json' --data-binary @-\n\n\
     Errors come in PaddleX's envelope with errorCode = the HTTP status: 400 bad JSON, base64 or image,\n\
     413 body too large, 422 a field PaddleX's schema refuses or an image over --max-pixels, 503 queue full\n\
     (with Retry-After), 504 --timeout. SIGTERM or Ctrl-C: stop accepting, finish in-flight requests, exit 0.")]
