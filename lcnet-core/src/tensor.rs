@@ -97,7 +97,8 @@ pub struct Workspace {
     scratch: Vec<f32>,
     recorded: Option<Vec<(String, Array4<f32>)>>,
     timings: Option<Vec<(String, std::time::Instant)>>,
-    /// One workspace per concurrent image group (see [`forward_per_image`]).
+    /// One workspace per concurrent image group but the first, which runs
+    /// in this one (see [`forward_per_image`]).
     children: Vec<Workspace>,
 }
 
@@ -193,7 +194,7 @@ impl Workspace {
 
 /// Runs a batch of several images through `features` one image at a time,
 /// the images split into one contiguous group per rayon thread, each group
-/// with its own child workspace; then `head` once on all the images' last
+/// with a workspace of its own; then `head` once on all the images' last
 /// feature maps together.
 ///
 /// One image's activations fit in the caches where a batch's do not (x1.0
@@ -233,6 +234,14 @@ where
     split_into_images(input, ws, &features, &head)
 }
 
+/// The last feature maps of one group of images, one after the other.
+#[derive(Default)]
+struct LastMaps {
+    values: Vec<f32>,
+    height: usize,
+    width: usize,
+}
+
 /// The body of [`forward_per_image`], on a rayon worker (or, with one thread, the caller).
 fn split_into_images<const C: usize, F, H>(
     input: ArrayView4<f32>,
@@ -255,37 +264,47 @@ where
         });
     }
     let groups = crate::kernels::threads::threads().min(n);
+    let per_group = n.div_ceil(groups);
     let image = |i: usize| input.slice_axis(Axis(0), Slice::from(i..i + 1));
-    let maps: Vec<Vec<FeatureMap<C>>> = if groups == 1 {
+    // Each image's last map is copied out as soon as it is made and its
+    // buffer goes straight back: kept until the batch is done, every image
+    // would pin a buffer the size of the largest layer (1.6 MB at x1.0).
+    let run_group = |g: usize, ws: &mut Workspace| -> crate::Result<LastMaps> {
+        let mut last = LastMaps::default();
+        for i in g * per_group..((g + 1) * per_group).min(n) {
+            let map = features(image(i), ws)?;
+            last.height = map.height();
+            last.width = map.width();
+            last.values.extend_from_slice(map.as_slice());
+            ws.give(map.into_buffer());
+        }
+        Ok(last)
+    };
+    let groups: Vec<LastMaps> = if groups == 1 {
         // One thread: the images one after another, in the main workspace.
-        vec![(0..n).map(|i| features(image(i), ws)).collect::<crate::Result<_>>()?]
+        vec![run_group(0, ws)?]
     } else {
-        ws.children.resize_with(groups, Workspace::new);
-        let per_group = n.div_ceil(groups);
-        let results: Vec<crate::Result<Vec<FeatureMap<C>>>> = ws
-            .children
+        // The first group runs in the main workspace, the others each in a
+        // child of their own, kept for the next pass.
+        let mut children = std::mem::take(&mut ws.children);
+        children.resize_with(groups - 1, Workspace::new);
+        let mut all: Vec<&mut Workspace> = std::iter::once(&mut *ws).chain(children.iter_mut()).collect();
+        let results: Vec<crate::Result<LastMaps>> = all
             .par_iter_mut()
             .enumerate()
-            .map(|(g, child)| {
-                (g * per_group..((g + 1) * per_group).min(n))
-                    .map(|i| crate::kernels::threads::serially(|| features(image(i), child)))
-                    .collect()
-            })
+            .map(|(g, ws)| crate::kernels::threads::serially(|| run_group(g, ws)))
             .collect();
+        ws.children = children;
         results.into_iter().collect::<crate::Result<_>>()?
     };
-    // One batch map for the head; each image's buffer goes back to the
-    // workspace it came from, ready for the next pass.
-    let (h, w) = (maps[0][0].height(), maps[0][0].width());
-    let len = h * w * C;
-    let mut batch = ws.take(n * len);
-    let mut dst = batch.chunks_exact_mut(len);
-    for (g, group) in maps.into_iter().enumerate() {
-        for map in group {
-            dst.next().expect("one slot per image").copy_from_slice(map.as_slice());
-            let owner = if groups == 1 { &mut *ws } else { &mut ws.children[g] };
-            owner.give(map.into_buffer());
-        }
+    // One batch map for the head.
+    let (h, w) = (groups[0].height, groups[0].width);
+    let mut batch = ws.take(n * h * w * C);
+    let mut filled = 0;
+    for group in &groups {
+        batch[filled..filled + group.values.len()].copy_from_slice(&group.values);
+        filled += group.values.len();
     }
+    debug_assert_eq!(filled, n * h * w * C, "every image's map in the batch");
     Ok(head(FeatureMap::from_buffer(batch, n, h, w), ws))
 }
