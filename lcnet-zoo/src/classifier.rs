@@ -52,6 +52,11 @@ impl std::fmt::Debug for Classifier {
     }
 }
 
+/// An image resized and cropped to a classifier's input, still 8-bit (from
+/// [`Classifier::size_image`]), waiting for [`Classifier::classify_sized`].
+#[derive(Debug, Clone)]
+pub struct SizedImage(Image8);
+
 /// The answer for one image: the most probable class and every class's
 /// probability.
 #[derive(Clone)]
@@ -365,12 +370,42 @@ impl Classifier {
         self.tensor(&image.to_rgb(&self.decoding)?, &image.name())
     }
 
-    /// [`input_tensor`](Self::input_tensor) of an image the caller is done
-    /// with: an 8-bit RGB image is preprocessed in its own buffer, without
-    /// the copy a borrowed one needs (a decoded page is megabytes).
-    pub fn input_tensor_owned(&self, image: DynamicImage) -> Result<Vec<f32>> {
+    /// One image decoded, resized and cropped to the model's input, still
+    /// 8-bit: a quarter of the memory of its input tensor, for callers that
+    /// queue many images before a batch runs (a server). Classify them with
+    /// [`classify_sized`](Self::classify_sized).
+    ///
+    /// ```
+    /// # #[cfg(feature = "doc-ori")] {
+    /// let classifier = lcnet_zoo::Classifier::preset("doc_ori")?;
+    /// let a = classifier.size_image("../examples/pages/page_270.png")?;
+    /// let b = classifier.size_image("../examples/pages/page_180.png")?;
+    /// let pages = classifier.classify_sized(&[a, b])?;
+    /// assert_eq!((pages[0].label.as_str(), pages[1].label.as_str()), ("270", "180"));
+    /// # }
+    /// # Ok::<(), lcnet_zoo::Error>(())
+    /// ```
+    pub fn size_image<I: ImageInput + ?Sized>(&self, image: &I) -> Result<SizedImage> {
+        self.sized(&image.to_rgb(&self.decoding)?, &image.name())
+    }
+
+    /// [`size_image`](Self::size_image) of an image the caller is done
+    /// with: an 8-bit RGB image is used as it is, without the copy a
+    /// borrowed one needs (a decoded page is megabytes).
+    pub fn size_image_owned(&self, image: DynamicImage) -> Result<SizedImage> {
         let rgb = rgb_image(crate::images::into_rgb8(image))?;
-        self.tensor(&rgb, "<image>")
+        self.sized(&rgb, "<image>")
+    }
+
+    /// Classifies images from [`size_image`](Self::size_image) as one batch.
+    /// An image sized by a classifier with another input size is refused.
+    pub fn classify_sized(&self, images: &[SizedImage]) -> Result<Vec<Prediction>> {
+        let (h, w) = self.preprocess.input_hw();
+        let mut tensors = vec![0.0; images.len() * 3 * h * w];
+        for (image, tensor) in images.iter().zip(tensors.chunks_exact_mut(3 * h * w)) {
+            self.preprocess.normalize(&image.0, tensor)?;
+        }
+        self.run(&tensors, images.len())
     }
 
     /// Classifies `n` input tensors laid one after the other in `tensors`
@@ -393,6 +428,14 @@ impl Classifier {
             other => other,
         })?;
         Ok(tensor)
+    }
+
+    /// Resizes one image to the input size; a refusal names `name`.
+    fn sized(&self, image: &Image8, name: &str) -> Result<SizedImage> {
+        self.preprocess.size(image).map(SizedImage).map_err(|e| match e {
+            Error::Image { problem, .. } => Error::image(name, problem),
+            other => other,
+        })
     }
 
     /// Runs `n` preprocessed images, one after the other in `batch`.

@@ -78,7 +78,7 @@ pub mod onnx;
 pub mod presets;
 mod random;
 mod registry;
-pub use classifier::{check_logits, softmax_rows, Class, Classifier, ImageInput, Prediction};
+pub use classifier::{check_logits, softmax_rows, Class, Classifier, ImageInput, Prediction, SizedImage};
 pub use error::{Error, ImageProblem, Result};
 pub use images::{decode, decode_bytes, decode_rgb, Decoding, ImageLimits};
 pub use random::random_checkpoint;

@@ -106,15 +106,18 @@ impl Preprocess {
     }
 
     /// Preprocesses one RGB image into `out` (`3 * h * w` values of
-    /// [`input_hw`](Self::input_hw)), CHW.
+    /// [`input_hw`](Self::input_hw)), CHW: [`size`](Self::size) then
+    /// [`normalize`](Self::normalize).
     pub fn apply(&self, image: &Image8, out: &mut [f32]) -> Result<()> {
-        let (h, w) = self.input_hw();
-        if out.len() != 3 * h * w {
-            let expected = format!("{} values for a 3x{h}x{w} input", 3 * h * w);
-            return Err(lcnet_core::Error::BadInput { expected, got: vec![out.len()] }.into());
-        }
+        self.check_tensor_len(out)?;
+        self.normalize(&self.size(image)?, out)
+    }
+
+    /// Resizes (and crops) one RGB image to the input size, still 8-bit, as
+    /// PaddleX does before normalizing.
+    pub fn size(&self, image: &Image8) -> Result<Image8> {
         let Interpolation::Bilinear = self.interpolation;
-        let input = match self.sizing {
+        Ok(match self.sizing {
             Sizing::ShortSideCrop { resize_short, crop } => {
                 // Only the window the crop keeps is resized: memory stays
                 // bounded by the crop whatever the aspect ratio.
@@ -136,8 +139,28 @@ impl Preprocess {
             Sizing::Stretch { resize_width, resize_height } => {
                 resize_bilinear(image, resize_width as usize, resize_height as usize)
             }
-        };
-        normalize_chw(&input, self.scale, self.mean, self.std, self.channel_order == ChannelOrder::Bgr, out);
+        })
+    }
+
+    /// Normalizes an image of the input size (from [`size`](Self::size))
+    /// into `out`, CHW.
+    pub fn normalize(&self, sized: &Image8, out: &mut [f32]) -> Result<()> {
+        self.check_tensor_len(out)?;
+        let (h, w) = self.input_hw();
+        if (sized.height, sized.width) != (h, w) {
+            let expected = format!("an image of the {w}x{h} input size");
+            return Err(lcnet_core::Error::BadInput { expected, got: vec![sized.height, sized.width] }.into());
+        }
+        normalize_chw(sized, self.scale, self.mean, self.std, self.channel_order == ChannelOrder::Bgr, out);
+        Ok(())
+    }
+
+    fn check_tensor_len(&self, out: &[f32]) -> Result<()> {
+        let (h, w) = self.input_hw();
+        if out.len() != 3 * h * w {
+            let expected = format!("{} values for a 3x{h}x{w} input", 3 * h * w);
+            return Err(lcnet_core::Error::BadInput { expected, got: vec![out.len()] }.into());
+        }
         Ok(())
     }
 

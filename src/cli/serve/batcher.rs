@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lcnet_zoo::{Classifier, Prediction};
+use lcnet_zoo::{Classifier, Prediction, SizedImage};
 use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
@@ -22,9 +22,9 @@ use super::metrics::Metrics;
 /// What a queued image gets back.
 pub type Answer = Result<Prediction, String>;
 
-/// A preprocessed image waiting for the network.
+/// An image, resized to the network's input, waiting for it.
 struct Job {
-    tensor: Vec<f32>,
+    image: SizedImage,
     /// Test hook (`--inject-faults`): what to do wrong with this image.
     fault: Option<Fault>,
     reply: oneshot::Sender<Answer>,
@@ -75,11 +75,11 @@ impl Batcher {
     }
 
     /// Queues one image; the answer comes on the returned channel.
-    pub fn submit(&self, tensor: Vec<f32>, fault: Option<Fault>) -> Result<oneshot::Receiver<Answer>, QueueFull> {
+    pub fn submit(&self, image: SizedImage, fault: Option<Fault>) -> Result<oneshot::Receiver<Answer>, QueueFull> {
         let (reply, answer) = oneshot::channel();
         // Counted before sending: the worker may take it at once.
         self.metrics.queue_depth.inc();
-        match self.queue.try_send(Job { tensor, fault, reply }) {
+        match self.queue.try_send(Job { image, fault, reply }) {
             Ok(()) => Ok(answer),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.metrics.queue_depth.dec();
@@ -99,11 +99,15 @@ fn work(classifier: &Classifier, policy: Policy, jobs: &Receiver<Job>, metrics: 
         }
         let started = Instant::now();
         metrics.batch_size.observe(batch.len() as f64);
-        let answers = run_isolated(classifier, &batch);
+        let (images, waiting): (Vec<SizedImage>, Vec<_>) =
+            batch.into_iter().map(|job| (job.image, (job.fault, job.reply))).unzip();
+        let (faults, replies): (Vec<_>, Vec<_>) = waiting.into_iter().unzip();
+        let answers = run_isolated(classifier, &images, &faults);
+        drop(images);
         metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
-        for (job, answer) in batch.into_iter().zip(answers) {
+        for (reply, answer) in replies.into_iter().zip(answers) {
             // The client may have gone (timeout, disconnect): nothing to do.
-            let _ = job.reply.send(answer);
+            let _ = reply.send(answer);
         }
     }
 }
@@ -133,25 +137,29 @@ fn next_batch(jobs: &Receiver<Job>, policy: Policy) -> Option<Vec<Job>> {
 
 /// Runs the batch; if it fails as a whole, each image alone, so that only
 /// the image at fault gets an error.
-fn run_isolated(classifier: &Classifier, batch: &[Job]) -> Vec<Answer> {
-    match run(classifier, batch) {
+fn run_isolated(classifier: &Classifier, images: &[SizedImage], faults: &[Option<Fault>]) -> Vec<Answer> {
+    match run(classifier, images, faults) {
         Ok(predictions) => predictions.into_iter().map(Ok).collect(),
-        Err(_) if batch.len() > 1 => {
-            batch.iter().map(|job| run(classifier, std::slice::from_ref(job)).map(|mut p| p.remove(0))).collect()
-        }
+        Err(_) if images.len() > 1 => images
+            .iter()
+            .zip(faults)
+            .map(|(image, fault)| {
+                let alone = std::slice::from_ref(image);
+                run(classifier, alone, std::slice::from_ref(fault)).map(|mut p| p.remove(0))
+            })
+            .collect(),
         Err(message) => vec![Err(message)],
     }
 }
 
-/// One forward pass over `jobs`, a panic caught and turned into an error.
-fn run(classifier: &Classifier, jobs: &[Job]) -> Result<Vec<Prediction>, String> {
-    let tensors: Vec<f32> = jobs.iter().flat_map(|job| job.tensor.iter().copied()).collect();
-    let inject_panic = jobs.iter().any(|job| job.fault == Some(Fault::Panic));
+/// One forward pass over `images`, a panic caught and turned into an error.
+fn run(classifier: &Classifier, images: &[SizedImage], faults: &[Option<Fault>]) -> Result<Vec<Prediction>, String> {
+    let inject_panic = faults.contains(&Some(Fault::Panic));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if inject_panic {
             panic!("fault injected by the request (--inject-faults)");
         }
-        classifier.classify_tensors(&tensors, jobs.len())
+        classifier.classify_sized(images)
     }));
     match outcome {
         Ok(Ok(predictions)) => Ok(predictions),

@@ -4,8 +4,8 @@
 //! A request's path: the body (at most `--body-limit` bytes, else 413) is
 //! parsed as JSON (400) and its fields checked as PaddleX's schema does
 //! (422); the file's base64 is decoded (400) and the image decoded within
-//! the pixel limit and preprocessed on tokio's blocking pool (400, 422);
-//! the tensor joins the inference queue (503 when full) and the answer comes
+//! the pixel limit and resized to the network's input on tokio's blocking
+//! pool (400, 422); the 8-bit input joins the inference queue (503 when full) and the answer comes
 //! back in PaddleX's envelope. A panic anywhere becomes this request's 500.
 
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
 use image::DynamicImage;
-use lcnet_zoo::{Classifier, ImageProblem, Prediction};
+use lcnet_zoo::{Classifier, ImageProblem, Prediction, SizedImage};
 use serde_json::{json, Map, Value};
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -132,14 +132,14 @@ async fn classify(
     let file = state.file(take_string(&mut body, "image"), "image").await?;
     drop(body);
     let classifier = state.classifier.clone();
-    let tensor = state
+    let sized = state
         .blocking(move || {
             let image = decode(&classifier, &file.bytes("image")?, "image")?;
             drop(file);
-            classifier.input_tensor_owned(image).map_err(image_error)
+            classifier.size_image_owned(image).map_err(image_error)
         })
         .await?;
-    let prediction = state.infer(tensor, fault).await?;
+    let prediction = state.infer(sized, fault).await?;
     let k = topk.map_or(DEFAULT_TOPK, |k| usize::try_from(k).unwrap_or(usize::MAX));
     let categories = prediction
         .top(k)
@@ -184,16 +184,16 @@ async fn preprocess_document(
     let file = state.file(take_string(&mut body, "file"), "file").await?;
     drop(body);
     let classifier = state.classifier.clone();
-    let (image, tensor) = state
+    let (image, sized) = state
         .blocking(move || {
             let image = decode(&classifier, &file.bytes("file")?, "file")?;
             drop(file);
-            let tensor = if classify { Some(classifier.input_tensor(&image).map_err(image_error)?) } else { None };
-            Ok((image, tensor))
+            let sized = if classify { Some(classifier.size_image(&image).map_err(image_error)?) } else { None };
+            Ok((image, sized))
         })
         .await?;
-    let angle = match tensor {
-        Some(tensor) => Some(angles[state.infer(tensor, fault).await?.index]),
+    let angle = match sized {
+        Some(sized) => Some(angles[state.infer(sized, fault).await?.index]),
         None => None,
     };
     let data_info = ImageInfo { width: image.width(), height: image.height(), kind: "image" };
@@ -303,11 +303,11 @@ impl AppState {
         }
     }
 
-    /// Queues the tensor and waits for its prediction.
-    async fn infer(&self, tensor: Vec<f32>, fault: Option<Fault>) -> Result<Prediction, ApiError> {
+    /// Queues the image and waits for its prediction.
+    async fn infer(&self, sized: SizedImage, fault: Option<Fault>) -> Result<Prediction, ApiError> {
         let answer = self
             .batcher
-            .submit(tensor, fault)
+            .submit(sized, fault)
             .map_err(|_| ApiError::busy("The server is busy: the inference queue is full; retry shortly"))?;
         match answer.await {
             Ok(Ok(prediction)) => Ok(prediction),
