@@ -309,7 +309,7 @@ fn best_tier_of_this_cpu() -> &'static str {
         let avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"];
         let has = |f: &str| std::fs::read_to_string("/proc/cpuinfo").unwrap().split_whitespace().any(|w| w == f);
         if avx512.iter().all(|f| has(f)) {
-            return "avx512";
+            return if has("avx512_vnni") { "avx512vnni" } else { "avx512" };
         }
         if has("avx2") && has("fma") {
             return "avx2";

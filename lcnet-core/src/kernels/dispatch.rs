@@ -23,6 +23,10 @@ pub enum Tier {
     Avx2,
     /// AVX-512F/BW/DQ/VL + FMA (512-bit).
     Avx512,
+    /// [`Avx512`](Tier::Avx512) with VNNI (`vpdpbusd`: four 8-bit products
+    /// added into each 32-bit lane). The same code as AVX-512 but for the
+    /// int8 kernels.
+    Avx512Vnni,
     /// aarch64 Advanced SIMD (128-bit) with its fused multiply-add.
     Neon,
 }
@@ -34,6 +38,7 @@ impl Tier {
             Tier::Scalar => "scalar",
             Tier::Avx2 => "avx2",
             Tier::Avx512 => "avx512",
+            Tier::Avx512Vnni => "avx512vnni",
             Tier::Neon => "neon",
         }
     }
@@ -52,6 +57,8 @@ impl Tier {
                     && is_x86_feature_detected!("avx512dq")
                     && is_x86_feature_detected!("avx512vl")
             }
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512Vnni => Tier::Avx512.supported() && is_x86_feature_detected!("avx512vnni"),
             #[cfg(target_arch = "aarch64")]
             Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             _ => false,
@@ -98,6 +105,12 @@ impl Isa {
         self.0.name()
     }
 
+    /// Whether this is one of the AVX-512 tiers (with or without VNNI),
+    /// which the f32 kernels treat alike.
+    pub fn is_avx512(self) -> bool {
+        matches!(self.0, Tier::Avx512 | Tier::Avx512Vnni)
+    }
+
     /// Every tier this CPU supports, best last.
     pub fn all_supported() -> Vec<Isa> {
         Tier::ALL.into_iter().filter_map(Isa::detect).collect()
@@ -106,13 +119,13 @@ impl Isa {
 
 impl Tier {
     /// Every tier of every target, in order.
-    pub const ALL: [Tier; 4] = [Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Neon];
+    pub const ALL: [Tier; 5] = [Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Avx512Vnni, Tier::Neon];
 
     /// The tiers of the target this was compiled for, as `LCNET_ISA` names
     /// them (whether or not this CPU has them).
     pub fn of_target() -> &'static [Tier] {
         if cfg!(target_arch = "x86_64") {
-            &[Tier::Scalar, Tier::Avx2, Tier::Avx512]
+            &[Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Avx512Vnni]
         } else if cfg!(target_arch = "aarch64") {
             &[Tier::Scalar, Tier::Neon]
         } else {
@@ -192,7 +205,9 @@ macro_rules! multiversion {
                 match isa.tier() {
                     // SAFETY: an `Isa` holds a tier only if runtime detection
                     // found it on this CPU (its field is private).
-                    $crate::kernels::Tier::Avx512 => return unsafe { avx512($($arg),*) },
+                    $crate::kernels::Tier::Avx512 | $crate::kernels::Tier::Avx512Vnni => {
+                        return unsafe { avx512($($arg),*) }
+                    }
                     // SAFETY: as above.
                     $crate::kernels::Tier::Avx2 => return unsafe { avx2($($arg),*) },
                     _ => {}

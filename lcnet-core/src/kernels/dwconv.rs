@@ -69,7 +69,7 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
             Tier::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            Tier::Avx512 => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
+            Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is in every aarch64 CPU.
             Tier::Neon => unsafe { simd::dw_row_neon(p, image, h, w, oy, out_row) },

@@ -61,7 +61,7 @@ impl PwWeights {
         let (k, n) = (in_channels, bias.len());
         assert_eq!(oi.len(), n * k, "pointwise weight size");
         let panels = n.div_ceil(NR);
-        let k_max = if isa().tier() == Tier::Avx512 { KC_AVX512 } else { KC };
+        let k_max = if isa().is_avx512() { KC_AVX512 } else { KC };
         let k_block = even_split(k, k_max, 8);
         // 64-byte aligned: the AVX-512 kernel loads one cache line per
         // panel row (unaligned, each load straddled two: 2 % slower).
@@ -122,7 +122,7 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
         Tier::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Tier::Avx512 => unsafe { simd::gemm_rows_avx512(p, input, out) },
+        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::gemm_rows_avx512(p, input, out) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is in every aarch64 CPU.
         Tier::Neon => unsafe { simd::gemm_rows_neon(p, input, out) },
