@@ -200,9 +200,9 @@ mod simd {
     use super::{even_split, PwWeights, NR};
     #[cfg(target_arch = "aarch64")]
     use crate::kernels::simd::neon::Neon;
-    use crate::kernels::simd::Vector;
     #[cfg(target_arch = "x86_64")]
     use crate::kernels::simd::{avx2::Ymm, avx512::Zmm};
+    use crate::kernels::simd::{columns, unrolled, Vector};
     use crate::kernels::Activation;
 
     /// AVX2 + FMA: all rows of `input` times every panel.
@@ -469,42 +469,6 @@ mod simd {
             });
         }
     }
-
-    /// `body` once for each of the first `J` accumulator columns, with
-    /// `acc` naming the column's array and `j` its index (a constant).
-    macro_rules! columns {
-        ($n:expr; $($col:ident),* => |$acc:ident, $j:ident| $body:expr) => {
-            columns!(@ $n, $body, $acc, $j, 0, $($col),*)
-        };
-        (@ $n:expr, $body:expr, $acc:ident, $j:ident, $k:expr, $col:ident $(, $rest:ident)*) => {
-            if $k < $n {
-                let $j: usize = $k;
-                let $acc = &mut $col;
-                $body;
-            }
-            columns!(@ $n, $body, $acc, $j, $k + 1 $(, $rest)*)
-        };
-        (@ $n:expr, $body:expr, $acc:ident, $j:ident, $k:expr) => {};
-    }
-    use columns;
-
-    /// `body` for `i` = 0, 1, .. up to `n - 1` (at most 12), written out with
-    /// constant indices: LLVM does not always unroll a loop over a tile's
-    /// accumulators (12 x 2 of them), and a loop that stays a loop keeps
-    /// them in memory instead of registers.
-    macro_rules! unrolled {
-        ($i:ident < $n:expr => $body:expr) => {
-            unrolled!(@ $i, $n, $body, 0 1 2 3 4 5 6 7 8 9 10 11)
-        };
-        (@ $i:ident, $n:expr, $body:expr, $($k:literal)*) => {{
-            debug_assert!($n <= 12);
-            $(if $k < $n {
-                let $i = $k;
-                $body;
-            })*
-        }};
-    }
-    use unrolled;
 
     /// Prefetches the line at `p` into L1 (a hint: any address is fine).
     #[inline(always)]
