@@ -130,6 +130,38 @@ fn pointwise(c: &mut Criterion) {
     g.finish();
 }
 
+/// The int8 1x1 conv at the same shapes as [`pointwise`], every tier (the
+/// fp32 group is the baseline it is read against: same FLOPs).
+fn pointwise_int8(c: &mut Criterion) {
+    use lcnet_core::__private::kernels::int8::{pwconv::QPwWeights, Requant};
+    let pool = pool();
+    let mut g = c.benchmark_group("pwconv_int8");
+    for (m, k, n) in [(112 * 112, 16, 32), (28 * 28, 128, 128), (14 * 14, 256, 256), (7 * 7, 512, 512)] {
+        let w: Vec<i8> = (0..k * n).map(|i| (i % 127) as i8 - 63).collect();
+        let rq = Requant {
+            scale: vec![1e-4; n],
+            bias: vec![0.0; n],
+            act: Activation::HardSwish,
+            out_scale: 0.02,
+            out_zero: 20,
+        };
+        let p = QPwWeights::pack(&w, k, 7, &rq);
+        let x: Vec<u8> = (0..m * k).map(|i| (i * 7 % 251) as u8).collect();
+        let mut out = vec![0u8; m * n];
+        g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+        for isa in Isa::all_supported() {
+            g.bench_function(format!("{}/{m}x{k}x{n}", isa.name()), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        lcnet_core::__private::kernels::int8::pwconv::run_isa(isa, &p, black_box(&x), m, &mut out)
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// Depthwise convs at four real shapes.
 fn depthwise(c: &mut Criterion) {
     let pool = pool();
@@ -166,5 +198,5 @@ fn stem_conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, peak, pointwise, depthwise, stem_conv);
+criterion_group!(benches, peak, pointwise, pointwise_int8, depthwise, stem_conv);
 criterion_main!(benches);

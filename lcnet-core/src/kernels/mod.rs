@@ -10,6 +10,7 @@ pub mod activation;
 pub mod dispatch;
 pub mod dwconv;
 pub mod head;
+pub mod int8;
 pub(crate) mod matvec;
 pub mod pwconv;
 pub mod se;

@@ -6,7 +6,7 @@ use super::Vector;
 
 /// A 256-bit register of 8 lanes (AVX2 + FMA).
 #[derive(Clone, Copy)]
-pub struct Ymm(__m256);
+pub struct Ymm(pub(crate) __m256);
 
 // SAFETY (every method): the caller runs on an AVX2+FMA CPU in a function
 // compiled with those features, and keeps the pointers in bounds.

@@ -6,7 +6,7 @@ use super::Vector;
 
 /// A 512-bit register of 16 lanes (AVX-512F).
 #[derive(Clone, Copy)]
-pub struct Zmm(__m512);
+pub struct Zmm(pub(crate) __m512);
 
 // SAFETY (every method): the caller runs on an AVX-512F CPU in a function
 // compiled with that feature, and keeps the pointers in bounds.

@@ -1,0 +1,168 @@
+//! The int8 building blocks of each x86 tier: a register of `i32` sums and
+//! the step that adds four `u8 x i8` products into each lane.
+
+use std::arch::x86_64::*;
+
+use crate::kernels::simd::avx2::Ymm;
+use crate::kernels::simd::avx512::Zmm;
+use crate::kernels::simd::Vector;
+
+/// A register of `i32` sums and what the int8 kernels do with it.
+///
+/// # Safety
+/// Every method may only run on a CPU with the instance's ISA, inside a
+/// function compiled for it, with pointers valid for the bytes it reads or
+/// writes.
+pub trait Dot: Copy {
+    /// The `f32` register with as many lanes, for the requantisation.
+    type F: Vector;
+    /// All lanes zero.
+    unsafe fn zero() -> Self;
+    /// `LANES` sums from `p`.
+    unsafe fn load(p: *const i32) -> Self;
+    /// The four bytes at `p` in every lane.
+    unsafe fn splat4(p: *const u8) -> Self;
+    /// `4 * LANES` weights from `p`: four per lane.
+    unsafe fn weights(p: *const i8) -> Self;
+    /// Each lane plus the four products of `x`'s bytes (unsigned) and
+    /// `w`'s (signed, in `-64..=63`).
+    unsafe fn dot(self, x: Self, w: Self) -> Self;
+    /// The lanes as `f32` (rounded to nearest, ties to even).
+    unsafe fn to_f32(self) -> Self::F;
+    /// `f`'s lanes, already in `0..=255`, rounded to nearest (ties to even)
+    /// and stored as `LANES` bytes at `p`.
+    unsafe fn store_u8(f: Self::F, p: *mut u8);
+}
+
+/// AVX-512 VNNI: `vpdpbusd` adds the four products into each lane in one
+/// instruction, exactly.
+#[derive(Clone, Copy)]
+pub struct VnniZmm(__m512i);
+
+/// AVX-512BW: `vpmaddubsw` (pairs of products into `i16`, which 7-bit
+/// weights keep from saturating), then `vpmaddwd` by ones (pairs of those
+/// into `i32`), then an add: three instructions for VNNI's one.
+#[derive(Clone, Copy)]
+pub struct BwZmm(__m512i);
+
+/// AVX2: the same three steps as [`BwZmm`] on 256 bits.
+#[derive(Clone, Copy)]
+pub struct Avx2Ymm(__m256i);
+
+// SAFETY (every method of the three impls): forwarded from the caller (see
+// the trait), which runs on a CPU with the ISA, in a function compiled for
+// it, with valid pointers.
+impl Dot for VnniZmm {
+    type F = Zmm;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { VnniZmm(_mm512_setzero_si512()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { VnniZmm(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { VnniZmm(_mm512_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { VnniZmm(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe { VnniZmm(_mm512_dpbusd_epi32(self.0, x.0, w.0)) }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Zmm {
+        unsafe { Zmm(_mm512_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Zmm, p: *mut u8) {
+        unsafe { store_u8_zmm(f, p) }
+    }
+}
+
+impl Dot for BwZmm {
+    type F = Zmm;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { BwZmm(_mm512_setzero_si512()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { BwZmm(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { BwZmm(_mm512_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { BwZmm(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe {
+            let pairs = _mm512_maddubs_epi16(x.0, w.0);
+            BwZmm(_mm512_add_epi32(self.0, _mm512_madd_epi16(pairs, _mm512_set1_epi16(1))))
+        }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Zmm {
+        unsafe { Zmm(_mm512_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Zmm, p: *mut u8) {
+        unsafe { store_u8_zmm(f, p) }
+    }
+}
+
+impl Dot for Avx2Ymm {
+    type F = Ymm;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { Avx2Ymm(_mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { Avx2Ymm(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { Avx2Ymm(_mm256_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { Avx2Ymm(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(x.0, w.0);
+            Avx2Ymm(_mm256_add_epi32(self.0, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))))
+        }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Ymm {
+        unsafe { Ymm(_mm256_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Ymm, p: *mut u8) {
+        unsafe {
+            // Eight i32 in 0..=255, narrowed (no saturation happens) to
+            // eight bytes.
+            let q = _mm256_cvtps_epi32(f.0);
+            let words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
+            _mm_storel_epi64(p.cast(), _mm_packus_epi16(words, words));
+        }
+    }
+}
+
+/// Sixteen `f32` in `0..=255`, rounded to nearest even, as 16 bytes at `p`.
+#[inline(always)]
+unsafe fn store_u8_zmm(f: Zmm, p: *mut u8) {
+    // SAFETY: forwarded from the caller (AVX-512F, 16 bytes at `p`).
+    unsafe { _mm_storeu_si128(p.cast(), _mm512_cvtusepi32_epi8(_mm512_cvtps_epi32(f.0))) }
+}

@@ -1,0 +1,346 @@
+//! int8 pointwise (1x1) convolution: `[pixels, in] u8 x [in, out] i8` summed
+//! in `i32`, requantised to `u8` with bias and activation in the store.
+//!
+//! The weights are packed once into panels of [`NR`] output channels, and
+//! within a panel by groups of four inputs: for inputs `4q .. 4q + 4`, the
+//! panel holds 16 x 4 bytes (one cache line), output by output. One
+//! broadcast of a pixel's four input bytes then meets a register of weights
+//! for 16 outputs (AVX-512) or 8 (AVX2), four products per lane, which is
+//! the operand layout of `vpdpbusd` and `vpmaddubsw` alike.
+//!
+//! The input's zero point is folded into each output's starting sum:
+//! `sum((x - zx) * w) = sum(x * w) - zx * sum(w)`.
+
+use rayon::prelude::*;
+
+use super::{quantize, Requant, WEIGHT_MAX, WEIGHT_MIN};
+use crate::kernels::{Activation, Isa, Tier};
+
+/// Output channels per packed panel.
+pub const NR: usize = 16;
+
+/// Packed int8 weights of a 1x1 convolution and its requantisation.
+#[derive(Debug, Clone)]
+pub struct QPwWeights {
+    /// Panel `p`, input group `q`: bytes `(p * groups + q) * 64 ..`, output
+    /// `j` of the panel at `4 * j`, its inputs `4q .. 4q + 4` in order;
+    /// zero past the real inputs and outputs.
+    packed: Vec<i8>,
+    /// Per output channel (padded to whole panels): the sum's start,
+    /// `-zero_in * sum(w)`.
+    start: Vec<i32>,
+    /// Per output channel, padded: [`Requant::scale`].
+    scale: Vec<f32>,
+    /// Per output channel, padded: [`Requant::bias`].
+    bias: Vec<f32>,
+    /// `1 / out_scale`.
+    inv_out_scale: f32,
+    /// The output's zero point, as `f32`.
+    out_zero: f32,
+    act: Activation,
+    in_channels: usize,
+    out_channels: usize,
+}
+
+impl QPwWeights {
+    /// Packs `[out, in]` weights (PaddleClas's `[out, in, 1, 1]`) for
+    /// inputs with zero point `in_zero`.
+    ///
+    /// # Panics
+    /// If a weight is outside `WEIGHT_MIN..=WEIGHT_MAX`, or the sizes do not
+    /// agree (loaders check both first and report them as errors).
+    pub fn pack(oi: &[i8], in_channels: usize, in_zero: u8, requant: &Requant) -> Self {
+        let (k, n) = (in_channels, requant.scale.len());
+        assert_eq!(oi.len(), n * k, "int8 pointwise weight size");
+        assert_eq!(requant.bias.len(), n, "one bias per output");
+        assert!(oi.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be 7-bit");
+        let (panels, groups) = (n.div_ceil(NR), k.div_ceil(4));
+        let mut packed = vec![0i8; panels * groups * NR * 4];
+        for o in 0..n {
+            let (panel, j) = (o / NR, o % NR);
+            for i in 0..k {
+                packed[(panel * groups + i / 4) * NR * 4 + j * 4 + i % 4] = oi[o * k + i];
+            }
+        }
+        let padded = |v: &[f32]| {
+            let mut v = v.to_vec();
+            v.resize(panels * NR, 0.0);
+            v
+        };
+        let mut start: Vec<i32> = oi
+            .chunks_exact(k.max(1))
+            .map(|w| -i32::from(in_zero) * w.iter().map(|&w| i32::from(w)).sum::<i32>())
+            .collect();
+        start.resize(panels * NR, 0);
+        QPwWeights {
+            packed,
+            start,
+            scale: padded(&requant.scale),
+            bias: padded(&requant.bias),
+            inv_out_scale: 1.0 / requant.out_scale,
+            out_zero: f32::from(requant.out_zero),
+            act: requant.act,
+            in_channels: k,
+            out_channels: n,
+        }
+    }
+
+    /// Input channels.
+    pub fn in_channels(&self) -> usize {
+        self.in_channels
+    }
+
+    /// Output channels.
+    pub fn out_channels(&self) -> usize {
+        self.out_channels
+    }
+
+    /// Groups of four inputs (the last zero-padded).
+    fn groups(&self) -> usize {
+        self.in_channels.div_ceil(4)
+    }
+
+    /// Output `o` of a sum, as every tier computes it.
+    #[inline(always)]
+    fn requantise(&self, o: usize, sum: i32) -> u8 {
+        let y = self.act.apply(sum as f32 * self.scale[o] + self.bias[o]);
+        quantize(y, self.inv_out_scale, self.out_zero)
+    }
+}
+
+/// Runs the convolution over `pixels` NHWC rows of `in_channels` bytes,
+/// writing `pixels` rows of `out_channels` bytes, on the best tier.
+pub fn run(p: &QPwWeights, input: &[u8], pixels: usize, out: &mut [u8]) {
+    run_isa(crate::kernels::isa(), p, input, pixels, out)
+}
+
+/// [`run`] on a given ISA (tests force each one).
+pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut [u8]) {
+    let (k, n) = (p.in_channels, p.out_channels);
+    assert_eq!(input.len(), pixels * k, "int8 pointwise input size");
+    assert_eq!(out.len(), pixels * n, "int8 pointwise output size");
+    if pixels == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        return portable::rows(p, input, out);
+    }
+    let gemm = |out: &mut [u8], input: &[u8]| match isa.tier() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Isa` holds only a tier runtime detection found on this
+        // CPU; each tier implies the ones below it.
+        Tier::Avx512Vnni => unsafe { simd::rows_vnni(p, input, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx512 => unsafe { simd::rows_avx512bw(p, input, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx2 => unsafe { simd::rows_avx2(p, input, out) },
+        _ => portable::rows(p, input, out),
+    };
+    if crate::kernels::threads::threads() == 1 {
+        return gemm(out, input);
+    }
+    let rows = pixels.div_ceil(crate::kernels::threads::threads()).max(1);
+    out.par_chunks_mut(rows * n).zip(input.par_chunks(rows * k)).for_each(|(out, input)| gemm(out, input));
+}
+
+/// Plain Rust over the packed layout: the fallback on CPUs without AVX2
+/// (and on aarch64 until it has an int8 tier).
+mod portable {
+    use super::{QPwWeights, NR};
+
+    pub fn rows(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        let (k, n, groups) = (p.in_channels, p.out_channels, p.groups());
+        if k == 0 {
+            for row in out.chunks_exact_mut(n) {
+                for (o, y) in row.iter_mut().enumerate() {
+                    *y = p.requantise(o, p.start[o]);
+                }
+            }
+            return;
+        }
+        for (x, y) in input.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
+            for (o, y) in y.iter_mut().enumerate() {
+                let panel = &p.packed[(o / NR) * groups * NR * 4..];
+                let mut sum = p.start[o];
+                for (i, &x) in x.iter().enumerate() {
+                    sum += i32::from(x) * i32::from(panel[(i / 4) * NR * 4 + (o % NR) * 4 + i % 4]);
+                }
+                *y = p.requantise(o, sum);
+            }
+        }
+    }
+}
+
+/// One tile body for the three x86 tiers, generic over [`Dot`]: `R` pixel
+/// rows x `J` registers of outputs, the sums in registers.
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use super::{QPwWeights, NR};
+    use crate::kernels::int8::dot::{Avx2Ymm, BwZmm, Dot, VnniZmm};
+    use crate::kernels::simd::{columns, unrolled, Vector};
+
+    /// AVX-512 VNNI: 12 rows x 2 registers (32 outputs, two panels): 24
+    /// sums, 2 weight registers and the broadcast of the 32.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/DQ/VL and VNNI.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma")]
+    pub unsafe fn rows_vnni(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        // SAFETY: the features are enabled.
+        unsafe { rows::<VnniZmm, 12, 2>(p, input, out) }
+    }
+
+    /// AVX-512BW: 8 rows x 2 registers; each step needs two temporaries
+    /// and a register of ones beside the 16 sums.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F/BW/DQ/VL.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    pub unsafe fn rows_avx512bw(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        // SAFETY: the features are enabled.
+        unsafe { rows::<BwZmm, 8, 2>(p, input, out) }
+    }
+
+    /// AVX2: 4 rows x 2 registers (one panel): 8 sums, 2 weights, the
+    /// broadcast, ones and temporaries in 16 registers.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn rows_avx2(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        // SAFETY: the features are enabled.
+        unsafe { rows::<Avx2Ymm, 4, 2>(p, input, out) }
+    }
+
+    /// Every row of `input` times every panel, `MR` rows x `J` registers
+    /// per tile; a tile with outputs for one register left runs one.
+    #[inline(always)]
+    unsafe fn rows<D: Dot, const MR: usize, const J: usize>(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        let (k, n, groups) = (p.in_channels, p.out_channels, p.groups());
+        let m = input.len() / k;
+        let lanes = <D::F as Vector>::LANES;
+        let tn = J * lanes;
+        debug_assert!(tn.is_multiple_of(NR) && J <= 2);
+        for col0 in (0..n).step_by(tn) {
+            let cols = tn.min(n - col0);
+            let panel = &p.packed[(col0 / NR) * groups * NR * 4..];
+            for r0 in (0..m).step_by(MR) {
+                let rows = MR.min(m - r0);
+                let tile = Tile {
+                    a: &input[r0 * k..(r0 + rows) * k],
+                    b: panel,
+                    groups,
+                    k,
+                    c: &mut out[r0 * n + col0..(r0 + rows - 1) * n + col0 + cols],
+                    ldc: n,
+                    cols,
+                    col0,
+                };
+                // SAFETY: the slices hold the tile's rows (checked by the
+                // slicing), the panel its packed weights for every register
+                // the tile runs (whole panels), the padded per-channel
+                // arrays reach `col0 + tn`.
+                unsafe {
+                    if cols <= lanes {
+                        tile_any::<D, MR, 1>(rows, p, tile)
+                    } else {
+                        tile_any::<D, MR, J>(rows, p, tile)
+                    }
+                }
+            }
+        }
+    }
+
+    /// What one tile reads and writes.
+    struct Tile<'a> {
+        /// Its rows of the input, `k` bytes each.
+        a: &'a [u8],
+        /// Its first panel's packed weights (the second follows).
+        b: &'a [i8],
+        groups: usize,
+        k: usize,
+        /// Its outputs: rows of stride `ldc`, `cols` of each from `col0`.
+        c: &'a mut [u8],
+        ldc: usize,
+        cols: usize,
+        col0: usize,
+    }
+
+    /// [`tile`] for a runtime row count `rows <= MR`.
+    #[inline(always)]
+    unsafe fn tile_any<D: Dot, const MR: usize, const J: usize>(rows: usize, p: &QPwWeights, t: Tile) {
+        macro_rules! rows {
+            ($($r:literal)*) => {
+                match rows {
+                    $($r if $r <= MR => tile::<D, $r, J>(p, t),)*
+                    _ => unreachable!("{rows} rows in a tile of {MR}"),
+                }
+            };
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { rows!(12 11 10 9 8 7 6 5 4 3 2 1) }
+    }
+
+    /// `R` rows x `J` registers: sums from the starts, every group of four
+    /// inputs (the last padded with zeros if `k` is not a multiple of 4),
+    /// then the requantisation into `c`.
+    #[inline(always)]
+    unsafe fn tile<D: Dot, const R: usize, const J: usize>(p: &QPwWeights, t: Tile) {
+        let Tile { a, b, groups, k, c, ldc, cols, col0 } = t;
+        let lanes = <D::F as Vector>::LANES;
+        // Register `j`'s weights: its panel and its place in the panel's rows.
+        let offset = |j: usize| (j * lanes / NR) * groups * NR * 4 + (j * lanes % NR) * 4;
+        debug_assert!(a.len() == R * k && c.len() == (R - 1) * ldc + cols);
+        debug_assert!(b.len() >= offset(J - 1) + (groups - 1) * NR * 4 + lanes * 4);
+        // SAFETY: every pointer below stays inside the slices, per the
+        // assertions above; the last group of a row that is not 4 bytes
+        // long, and partial stores, go through stack buffers.
+        unsafe {
+            let [mut acc0, mut acc1] = [[D::zero(); R]; 2];
+            columns!(J; acc0, acc1 => |acc, j| {
+                let start = D::load(p.start.as_ptr().add(col0 + j * lanes));
+                unrolled!(r < R => acc[r] = start);
+            });
+            let whole = k / 4;
+            let w_ptr = |j: usize, q: usize| b.as_ptr().add(offset(j) + q * NR * 4);
+            for q in 0..whole {
+                let w = [D::weights(w_ptr(0, q)), if J > 1 { D::weights(w_ptr(J - 1, q)) } else { D::zero() }];
+                unrolled!(r < R => {
+                    let x = D::splat4(a.as_ptr().add(r * k + q * 4));
+                    columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
+                });
+            }
+            if k % 4 != 0 {
+                let q = whole;
+                let w = [D::weights(w_ptr(0, q)), if J > 1 { D::weights(w_ptr(J - 1, q)) } else { D::zero() }];
+                unrolled!(r < R => {
+                    let mut last = [0u8; 4];
+                    last[..k % 4].copy_from_slice(&a[r * k + q * 4..(r + 1) * k]);
+                    let x = D::splat4(last.as_ptr());
+                    columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
+                });
+            }
+            let inv = <D::F as Vector>::splat_value(p.inv_out_scale);
+            let zero = <D::F as Vector>::splat_value(p.out_zero);
+            let (floor, ceil) = (<D::F as Vector>::zero(), <D::F as Vector>::splat_value(255.0));
+            let full = cols == J * lanes;
+            unrolled!(r < R => {
+                let dst = c.as_mut_ptr().add(r * ldc);
+                let mut tmp = [0u8; 32];
+                let to = if full { dst } else { tmp.as_mut_ptr() };
+                columns!(J; acc0, acc1 => |acc, j| {
+                    let o = col0 + j * lanes;
+                    let scale = <D::F as Vector>::load(p.scale.as_ptr().add(o));
+                    let bias = <D::F as Vector>::load(p.bias.as_ptr().add(o));
+                    let y = acc[r].to_f32().mul(scale).add(bias).act(p.act);
+                    D::store_u8(y.mul(inv).add(zero).max(floor).min(ceil), to.add(j * lanes));
+                });
+                if !full {
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                }
+            });
+        }
+    }
+}

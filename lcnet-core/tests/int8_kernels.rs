@@ -1,0 +1,125 @@
+//! The int8 kernels against a plain integer reference written here from the
+//! definition (`u8 x i8` sums in `i32`, then the requantisation in `f32`),
+//! bit for bit, on every tier this CPU supports (`Isa::all_supported()`),
+//! over sizes that are not multiples of any register or panel.
+
+mod common;
+
+use common::Rng;
+use lcnet_core::__private::kernels::int8::pwconv::{run_isa, QPwWeights};
+use lcnet_core::__private::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
+use lcnet_core::__private::kernels::{Activation, Isa};
+
+/// The definition: `act(sum((x - zx) * w) * scale + bias)`, then
+/// `round_ties_even(clamp(y * (1 / out_scale) + out_zero, 0, 255))`.
+fn reference(x: &[u8], w: &[i8], k: usize, in_zero: u8, rq: &Requant) -> Vec<u8> {
+    let n = rq.scale.len();
+    let mut out = Vec::with_capacity(x.len() / k.max(1) * n);
+    for row in x.chunks_exact(k) {
+        for o in 0..n {
+            let sum: i32 = row
+                .iter()
+                .zip(&w[o * k..(o + 1) * k])
+                .map(|(&x, &w)| (i32::from(x) - i32::from(in_zero)) * i32::from(w))
+                .sum();
+            let real = sum as f32 * rq.scale[o] + rq.bias[o];
+            let y = match rq.act {
+                Activation::None => real,
+                Activation::HardSwish => real * (real + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
+                other => panic!("not used here: {other:?}"),
+            };
+            let q = (y * (1.0 / rq.out_scale) + f32::from(rq.out_zero)).clamp(0.0, 255.0);
+            out.push(q.round_ties_even() as u8);
+        }
+    }
+    out
+}
+
+fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation) -> (Vec<i8>, u8, Requant) {
+    let span = (i32::from(WEIGHT_MAX) - i32::from(WEIGHT_MIN) + 1) as u64;
+    let w = (0..n * k).map(|_| (i64::from(WEIGHT_MIN) + (rng.next_u64() % span) as i64) as i8).collect();
+    let in_zero = (rng.next_u64() % 256) as u8;
+    // Scales that put typical sums around the output's range, so outputs
+    // spread over 0..=255 and also clip at both ends.
+    let unit = 4.0 / (k.max(1) as f32 * 64.0 * 40.0);
+    let rq = Requant {
+        scale: (0..n).map(|_| unit * (0.5 + rng.uniform().abs())).collect(),
+        bias: (0..n).map(|_| rng.uniform() * 2.0).collect(),
+        act,
+        out_scale: 0.02 + rng.uniform().abs() * 0.02,
+        out_zero: (rng.next_u64() % 256) as u8,
+    };
+    (w, in_zero, rq)
+}
+
+#[test]
+fn pointwise_int8_equals_the_integer_reference_on_every_tier() {
+    let mut rng = Rng::new(8);
+    let tiers = Isa::all_supported();
+    let mut spread = [false; 256];
+    for &(pixels, k, n) in &[
+        (1, 16, 16),
+        (7, 3, 5),
+        (5, 4, 8),
+        (13, 36, 72),
+        (49, 512, 512),
+        (100, 64, 24),
+        (3, 5, 40),
+        (37, 130, 33),
+        (196, 128, 256),
+        (12, 8, 1),
+        (25, 1280, 17),
+    ] {
+        for act in [Activation::HardSwish, Activation::None] {
+            let (w, in_zero, rq) = random_case(&mut rng, k, n, act);
+            let x: Vec<u8> = (0..pixels * k).map(|_| (rng.next_u64() % 256) as u8).collect();
+            let want = reference(&x, &w, k, in_zero, &rq);
+            want.iter().for_each(|&q| spread[usize::from(q)] = true);
+            let packed = QPwWeights::pack(&w, k, in_zero, &rq);
+            for &isa in &tiers {
+                let mut got = vec![0u8; pixels * n];
+                run_isa(isa, &packed, &x, pixels, &mut got);
+                if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                    panic!(
+                        "{}: pixels {pixels} k {k} n {n} {act:?}: output {i} (pixel {}, channel {}) is {}, expected {}",
+                        isa.name(),
+                        i / n,
+                        i % n,
+                        got[i],
+                        want[i]
+                    );
+                }
+            }
+        }
+    }
+    // The cases reached both ends of the output range and most of between:
+    // a kernel that clipped or lost bits would have been seen.
+    assert!(spread[0] && spread[255], "outputs never clipped");
+    assert!(spread.iter().filter(|&&s| s).count() > 200, "outputs spread over too few values");
+}
+
+/// The largest sums 7-bit weights can make: with every input 255 and every
+/// weight at an end of the range, the AVX2 and AVX-512BW pair step
+/// (`vpmaddubsw`, saturating `i16`) is at its limit and must not clip.
+#[test]
+fn extreme_weights_and_inputs_do_not_saturate() {
+    let (pixels, k, n) = (9, 64, 32);
+    for (weight, in_zero) in [(WEIGHT_MIN, 0u8), (WEIGHT_MAX, 0), (WEIGHT_MIN, 255), (WEIGHT_MAX, 128)] {
+        let w = vec![weight; n * k];
+        let rq = Requant {
+            scale: vec![1.0 / (64.0 * 255.0 * 64.0); n],
+            bias: vec![0.0; n],
+            act: Activation::None,
+            out_scale: 1.0 / 100.0,
+            out_zero: 128,
+        };
+        let x = vec![255u8; pixels * k];
+        let want = reference(&x, &w, k, in_zero, &rq);
+        let packed = QPwWeights::pack(&w, k, in_zero, &rq);
+        for &isa in &Isa::all_supported() {
+            let mut got = vec![0u8; pixels * n];
+            run_isa(isa, &packed, &x, pixels, &mut got);
+            assert_eq!(got, want, "{}: weights {weight}, input zero point {in_zero}", isa.name());
+        }
+    }
+}
