@@ -160,6 +160,51 @@ impl Dot for Avx2Ymm {
     }
 }
 
+/// The store every int8 kernel ends with, for `LANES` channels: `sums`
+/// (as `f32`) times `scale` plus `bias` (per-channel values at those
+/// pointers), the activation, then `u8` with the output's `1 / scale` and
+/// zero point, to `dst`. The operations and their order are
+/// [`Requant`](super::Requant)'s.
+///
+/// # Safety
+/// As for [`Dot`]'s methods: the ISA, and `LANES` values at each pointer.
+#[inline(always)]
+pub unsafe fn requantise<D: Dot>(sums: D::F, scale: *const f32, bias: *const f32, out: &Output<D::F>, dst: *mut u8) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let y = sums.mul(D::F::load(scale)).add(D::F::load(bias)).act(out.act);
+        D::store_u8(y.mul(out.inv_scale).add(out.zero).max(D::F::zero()).min(out.ceiling), dst);
+    }
+}
+
+/// The output's quantisation in registers, made once per tile or row.
+#[derive(Clone, Copy)]
+pub struct Output<F> {
+    act: crate::kernels::Activation,
+    inv_scale: F,
+    zero: F,
+    ceiling: F,
+}
+
+impl<F: Vector> Output<F> {
+    /// `act`, then `1 / out_scale` and the zero point, in every lane.
+    ///
+    /// # Safety
+    /// The ISA of `F`.
+    #[inline(always)]
+    pub unsafe fn new(act: crate::kernels::Activation, inv_scale: f32, zero: f32) -> Self {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            Output {
+                act,
+                inv_scale: F::splat_value(inv_scale),
+                zero: F::splat_value(zero),
+                ceiling: F::splat_value(255.0),
+            }
+        }
+    }
+}
+
 /// Sixteen `f32` in `0..=255`, rounded to nearest even, as 16 bytes at `p`.
 #[inline(always)]
 unsafe fn store_u8_zmm(f: Zmm, p: *mut u8) {

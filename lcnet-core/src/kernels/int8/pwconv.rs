@@ -178,7 +178,7 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{QPwWeights, NR};
-    use crate::kernels::int8::dot::{Avx2Ymm, BwZmm, Dot, VnniZmm};
+    use crate::kernels::int8::dot::{requantise, Avx2Ymm, BwZmm, Dot, Output, VnniZmm};
     use crate::kernels::simd::{columns, unrolled, Vector};
 
     /// AVX-512 VNNI: 12 rows x 2 registers (32 outputs, two panels): 24
@@ -322,20 +322,15 @@ mod simd {
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
                 });
             }
-            let inv = <D::F as Vector>::splat_value(p.inv_out_scale);
-            let zero = <D::F as Vector>::splat_value(p.out_zero);
-            let (floor, ceil) = (<D::F as Vector>::zero(), <D::F as Vector>::splat_value(255.0));
+            let output = Output::<D::F>::new(p.act, p.inv_out_scale, p.out_zero);
             let full = cols == J * lanes;
             unrolled!(r < R => {
                 let dst = c.as_mut_ptr().add(r * ldc);
                 let mut tmp = [0u8; 32];
                 let to = if full { dst } else { tmp.as_mut_ptr() };
                 columns!(J; acc0, acc1 => |acc, j| {
-                    let o = col0 + j * lanes;
-                    let scale = <D::F as Vector>::load(p.scale.as_ptr().add(o));
-                    let bias = <D::F as Vector>::load(p.bias.as_ptr().add(o));
-                    let y = acc[r].to_f32().mul(scale).add(bias).act(p.act);
-                    D::store_u8(y.mul(inv).add(zero).max(floor).min(ceil), to.add(j * lanes));
+                    let (o, sums) = (col0 + j * lanes, acc[r].to_f32());
+                    requantise::<D>(sums, p.scale.as_ptr().add(o), p.bias.as_ptr().add(o), &output, to.add(j * lanes));
                 });
                 if !full {
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
