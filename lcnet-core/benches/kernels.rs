@@ -182,6 +182,49 @@ fn depthwise(c: &mut Criterion) {
     g.finish();
 }
 
+/// The int8 depthwise convs at the same shapes as [`depthwise`].
+fn depthwise_int8(c: &mut Criterion) {
+    use lcnet_core::__private::kernels::int8::{dwconv::QDwWeights, Requant};
+    let pool = pool();
+    let mut g = c.benchmark_group("dwconv_int8");
+    for (hw, ch, k, s) in [(112, 16, 3, 1), (112, 32, 3, 2), (14, 256, 5, 1), (7, 512, 5, 1)] {
+        let w: Vec<i8> = (0..ch * k * k).map(|i| (i % 127) as i8 - 63).collect();
+        let rq = Requant {
+            scale: vec![1e-3; ch],
+            bias: vec![0.0; ch],
+            act: Activation::HardSwish,
+            out_scale: 0.02,
+            out_zero: 20,
+        };
+        let p = QDwWeights::pack(&w, k, [s, s], 7, &rq);
+        let (oh, ow) = p.out_hw(hw, hw);
+        let x: Vec<u8> = (0..hw * hw * ch).map(|i| (i * 7 % 251) as u8).collect();
+        let mut out = vec![0u8; oh * ow * ch];
+        let mut scratch = Vec::new();
+        g.throughput(Throughput::Elements(2 * (oh * ow * ch * k * k) as u64));
+        for isa in Isa::all_supported() {
+            g.bench_function(format!("{}/{hw}x{hw}x{ch}k{k}s{s}", isa.name()), |b| {
+                pool.install(|| {
+                    b.iter(|| {
+                        let x = black_box(&x);
+                        lcnet_core::__private::kernels::int8::dwconv::run_isa(
+                            isa,
+                            &p,
+                            x,
+                            1,
+                            hw,
+                            hw,
+                            &mut out,
+                            &mut scratch,
+                        )
+                    })
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// The stem at 224x224.
 fn stem_conv(c: &mut Criterion) {
     let pool = pool();
@@ -198,5 +241,5 @@ fn stem_conv(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, peak, pointwise, pointwise_int8, depthwise, stem_conv);
+criterion_group!(benches, peak, pointwise, pointwise_int8, depthwise, depthwise_int8, stem_conv);
 criterion_main!(benches);

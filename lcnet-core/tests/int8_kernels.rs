@@ -123,3 +123,75 @@ fn extreme_weights_and_inputs_do_not_saturate() {
         }
     }
 }
+
+/// Depthwise by the definition: the input padded with its zero point (a
+/// real 0), `sum((x - zx) * w)` over the taps, then the requantisation.
+fn dw_reference(
+    x: &[u8],
+    [h, w, c]: [usize; 3],
+    wt: &[i8],
+    k: usize,
+    stride: [usize; 2],
+    zx: u8,
+    rq: &Requant,
+) -> Vec<u8> {
+    let pad = (k - 1) / 2;
+    let (oh, ow) = ((h + 2 * pad - k) / stride[0] + 1, (w + 2 * pad - k) / stride[1] + 1);
+    let at = |y: isize, xx: isize, ch: usize| -> i32 {
+        if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+            i32::from(zx)
+        } else {
+            i32::from(x[(y as usize * w + xx as usize) * c + ch])
+        }
+    };
+    let mut out = vec![0u8; oh * ow * c];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ch in 0..c {
+                let mut sum = 0i32;
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let (y, xx) = (
+                            (oy * stride[0] + ky) as isize - pad as isize,
+                            (ox * stride[1] + kx) as isize - pad as isize,
+                        );
+                        sum += (at(y, xx, ch) - i32::from(zx)) * i32::from(wt[ch * k * k + ky * k + kx]);
+                    }
+                }
+                let real = sum as f32 * rq.scale[ch] + rq.bias[ch];
+                let y = real * (real + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0);
+                let q = (y * (1.0 / rq.out_scale) + f32::from(rq.out_zero)).clamp(0.0, 255.0);
+                out[(oy * ow + ox) * c + ch] = q.round_ties_even() as u8;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
+    use lcnet_core::__private::kernels::int8::dwconv::{run_isa, QDwWeights};
+    let mut rng = Rng::new(9);
+    for &(h, w, c, k, stride) in &[
+        (7, 9, 8, 3, [2, 2]),
+        (16, 16, 16, 3, [1, 1]),
+        (1, 1, 5, 3, [2, 2]),
+        (11, 4, 24, 5, [1, 2]),
+        (5, 13, 17, 3, [2, 1]),
+        (14, 14, 256, 5, [1, 1]),
+        (9, 10, 72, 5, [2, 2]),
+    ] {
+        // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
+        let (wt, zx, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish);
+        let x: Vec<u8> = (0..h * w * c).map(|_| (rng.next_u64() % 256) as u8).collect();
+        let want = dw_reference(&x, [h, w, c], &wt, k, stride, zx, &rq);
+        let packed = QDwWeights::pack(&wt, k, stride, zx, &rq);
+        for &isa in &Isa::all_supported() {
+            let mut got = vec![0u8; want.len()];
+            run_isa(isa, &packed, &x, 1, h, w, &mut got, &mut Vec::new());
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+                panic!("{}: {h}x{w}x{c} k{k} {stride:?}: output {i} is {}, expected {}", isa.name(), got[i], want[i]);
+            }
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! in the same order everywhere (no fused multiply-add), so every tier's
 //! output equals the scalar one bit for bit.
 
+pub mod dwconv;
 pub mod pwconv;
 
 #[cfg(target_arch = "x86_64")]
