@@ -41,9 +41,9 @@ pub fn threads() -> usize {
 /// `f(index, chunk)` over the `len`-value chunks of `out`: in parallel, or
 /// in order on this thread when only one thread may be used (no rayon task
 /// bookkeeping at all then).
-pub(crate) fn for_each_chunk<F>(out: &mut [f32], len: usize, f: F)
+pub(crate) fn for_each_chunk<T: Send, F>(out: &mut [T], len: usize, f: F)
 where
-    F: Fn(usize, &mut [f32]) + Send + Sync,
+    F: Fn(usize, &mut [T]) + Send + Sync,
 {
     if threads() == 1 {
         out.chunks_mut(len).enumerate().for_each(|(i, chunk)| f(i, chunk));

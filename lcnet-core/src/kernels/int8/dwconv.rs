@@ -17,6 +17,7 @@
 use super::{quantize, Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::dispatch::Fma;
 use crate::kernels::dwconv::{self, DwWeights};
+use crate::kernels::threads::for_each_chunk;
 use crate::kernels::{Activation, Isa, Tier};
 
 /// int8 depthwise weights (as exact `f32` integers for the f32 kernel) and
@@ -98,9 +99,12 @@ pub fn run_isa(
     }
     scratch.resize(input.len() + out.len(), 0.0);
     let (widened, sums) = scratch.split_at_mut(input.len());
-    widen(isa, input, p.zero_in, widened);
+    // Both passes by rows, over the threads as the convolution between them.
+    let row = w * c;
+    for_each_chunk(widened, row, |y, widened| widen(isa, &input[y * row..][..widened.len()], p.zero_in, widened));
     dwconv::run_isa(isa, &p.sums, widened, batch, h, w, sums);
-    requantise(isa, p, sums, out);
+    let row = ow * c;
+    for_each_chunk(out, row, |y, out| requantise(isa, p, &sums[y * row..][..out.len()], out));
 }
 
 crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: i32, out: &mut [f32]) => widen_body);
