@@ -85,6 +85,8 @@ pub struct VariantInfo {
     pub dropout_scale: f32,
     /// Whether the head's 1x1 conv has a bias (`last_conv.bias`).
     pub head_bias: bool,
+    /// The activation after every conv (the table's `activation`).
+    pub activation: crate::kernels::Activation,
     /// The layer table.
     pub layers: &'static [LayerInfo],
     /// Loads this variant from a checkpoint (every tensor must be used).

@@ -71,6 +71,7 @@ fn consts(net: &Net, p: &Plan) -> TokenStream {
     let macs = Literal::u64_unsuffixed(p.macs());
     let dropout_scale = Literal::f32_suffixed(net.dropout_scale as f32);
     let head_bias = net.head_bias;
+    let activation = activation(net);
     let layer_infos = p.layers.iter().map(layer_info);
     quote! {
     /// Width multiplier, as the table writes it.
@@ -94,9 +95,19 @@ fn consts(net: &Net, p: &Plan) -> TokenStream {
         macs: MACS,
         dropout_scale: #dropout_scale,
         head_bias: #head_bias,
+        activation: #activation,
         layers: LAYERS,
         load: load_network,
     };
+    }
+}
+
+/// The table's activation as a `kernels::Activation` path.
+fn activation(net: &Net) -> TokenStream {
+    match net.act {
+        Act::HardSwish => quote!(Activation::HardSwish),
+        Act::Relu => quote!(Activation::Relu),
+        Act::Relu6 => quote!(Activation::Relu6),
     }
 }
 
@@ -174,11 +185,7 @@ struct LayerCode {
 
 impl LayerCode {
     fn of(net: &Net, p: &Plan) -> LayerCode {
-        let act = match net.act {
-            Act::HardSwish => quote!(Activation::HardSwish),
-            Act::Relu => quote!(Activation::Relu),
-            Act::Relu6 => quote!(Activation::Relu6),
-        };
+        let act = activation(net);
         let mut code = LayerCode {
             fields: Vec::new(),
             loads: Vec::new(),

@@ -135,6 +135,7 @@ pub mod x0_5 {
         macs: MACS,
         dropout_scale: 0.8f32,
         head_bias: false,
+        activation: Activation::HardSwish,
         layers: LAYERS,
         load: load_network,
     };
