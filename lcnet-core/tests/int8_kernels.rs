@@ -7,7 +7,7 @@ mod common;
 
 use common::Rng;
 use lcnet_core::__private::kernels::int8::pwconv::{run_isa, QPwWeights};
-use lcnet_core::__private::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
+use lcnet_core::__private::kernels::int8::{Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
 use lcnet_core::__private::kernels::{Activation, Isa};
 
 /// The definition: `act(sum((x - zx) * w) * scale + bias)`, then
@@ -35,13 +35,14 @@ fn reference(x: &[u8], w: &[i8], k: usize, in_zero: u8, rq: &Requant) -> Vec<u8>
     out
 }
 
-fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation) -> (Vec<i8>, u8, Requant) {
-    let span = (i32::from(WEIGHT_MAX) - i32::from(WEIGHT_MIN) + 1) as u64;
-    let w = (0..n * k).map(|_| (i64::from(WEIGHT_MIN) + (rng.next_u64() % span) as i64) as i8).collect();
+/// Random weights in `lo..=hi`, an input zero point and a requantisation.
+fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation, [lo, hi]: [i8; 2]) -> (Vec<i8>, u8, Requant) {
+    let span = (i32::from(hi) - i32::from(lo) + 1) as u64;
+    let w = (0..n * k).map(|_| (i64::from(lo) + (rng.next_u64() % span) as i64) as i8).collect();
     let in_zero = (rng.next_u64() % 256) as u8;
     // Scales that put typical sums around the output's range, so outputs
     // spread over 0..=255 and also clip at both ends.
-    let unit = 4.0 / (k.max(1) as f32 * 64.0 * 40.0);
+    let unit = 4.0 / (k.max(1) as f32 * f32::from(hi) * 40.0);
     let rq = Requant {
         scale: (0..n).map(|_| unit * (0.5 + rng.uniform().abs())).collect(),
         bias: (0..n).map(|_| rng.uniform() * 2.0).collect(),
@@ -70,8 +71,14 @@ fn pointwise_int8_equals_the_integer_reference_on_every_tier() {
         (12, 8, 1),
         (25, 1280, 17),
     ] {
-        for act in [Activation::HardSwish, Activation::None] {
-            let (w, in_zero, rq) = random_case(&mut rng, k, n, act);
+        // Full 8-bit weights (the exact wide step without VNNI) and narrow
+        // ones (`vpmaddubsw`).
+        for (act, range) in [
+            (Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]),
+            (Activation::None, [WEIGHT_MIN, WEIGHT_MAX]),
+            (Activation::HardSwish, [NARROW_MIN, NARROW_MAX]),
+        ] {
+            let (w, in_zero, rq) = random_case(&mut rng, k, n, act, range);
             let x: Vec<u8> = (0..pixels * k).map(|_| (rng.next_u64() % 256) as u8).collect();
             let want = reference(&x, &w, k, in_zero, &rq);
             want.iter().for_each(|&q| spread[usize::from(q)] = true);
@@ -98,16 +105,18 @@ fn pointwise_int8_equals_the_integer_reference_on_every_tier() {
     assert!(spread.iter().filter(|&&s| s).count() > 200, "outputs spread over too few values");
 }
 
-/// The largest sums 7-bit weights can make: with every input 255 and every
-/// weight at an end of the range, the AVX2 and AVX-512BW pair step
-/// (`vpmaddubsw`, saturating `i16`) is at its limit and must not clip.
+/// The largest sums: every input 255 and every weight at an end of its
+/// range. Narrow weights take the saturating `vpmaddubsw` step to its limit
+/// (which must not clip), full ones the wide step.
 #[test]
 fn extreme_weights_and_inputs_do_not_saturate() {
     let (pixels, k, n) = (9, 64, 32);
-    for (weight, in_zero) in [(WEIGHT_MIN, 0u8), (WEIGHT_MAX, 0), (WEIGHT_MIN, 255), (WEIGHT_MAX, 128)] {
+    for (weight, in_zero) in
+        [(NARROW_MIN, 0u8), (NARROW_MAX, 0), (NARROW_MIN, 255), (WEIGHT_MIN, 0), (WEIGHT_MAX, 0), (WEIGHT_MAX, 128)]
+    {
         let w = vec![weight; n * k];
         let rq = Requant {
-            scale: vec![1.0 / (64.0 * 255.0 * 64.0); n],
+            scale: vec![1.0 / (64.0 * 255.0 * 127.0); n],
             bias: vec![0.0; n],
             act: Activation::None,
             out_scale: 1.0 / 100.0,
@@ -182,13 +191,13 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
         (9, 10, 72, 5, [2, 2]),
     ] {
         // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
-        let (wt, zx, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish);
+        let (wt, zx, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]);
         let x: Vec<u8> = (0..h * w * c).map(|_| (rng.next_u64() % 256) as u8).collect();
         let want = dw_reference(&x, [h, w, c], &wt, k, stride, zx, &rq);
         let packed = QDwWeights::pack(&wt, k, stride, zx, &rq);
         for &isa in &Isa::all_supported() {
             let mut got = vec![0u8; want.len()];
-            run_isa(isa, &packed, &x, 1, h, w, &mut got, &mut Vec::new());
+            run_isa(isa, &packed, &x, 1, h, w, &mut got, &mut vec![0.0; x.len() + want.len()]);
             if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
                 panic!("{}: {h}x{w}x{c} k{k} {stride:?}: output {i} is {}, expected {}", isa.name(), got[i], want[i]);
             }

@@ -39,8 +39,8 @@ pub trait Dot: Copy {
 #[derive(Clone, Copy)]
 pub struct VnniZmm(__m512i);
 
-/// AVX-512BW: `vpmaddubsw` (pairs of products into `i16`, which 7-bit
-/// weights keep from saturating), then `vpmaddwd` by ones (pairs of those
+/// AVX-512BW for weights in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` (pairs of
+/// products into `i16`, which such weights keep from saturating), then `vpmaddwd` by ones (pairs of those
 /// into `i32`), then an add: three instructions for VNNI's one.
 #[derive(Clone, Copy)]
 pub struct BwZmm(__m512i);
@@ -48,6 +48,17 @@ pub struct BwZmm(__m512i);
 /// AVX2: the same three steps as [`BwZmm`] on 256 bits.
 #[derive(Clone, Copy)]
 pub struct Avx2Ymm(__m256i);
+
+/// AVX-512BW for 8-bit weights: the even and the odd bytes of inputs and
+/// weights widened to `i16` apart, each pair summed by `vpmaddwd` (exact),
+/// then added: four instructions per step where [`BwZmm`] needs three, and
+/// the widening.
+#[derive(Clone, Copy)]
+pub struct BwZmmWide(__m512i);
+
+/// AVX2: [`BwZmmWide`]'s steps on 256 bits.
+#[derive(Clone, Copy)]
+pub struct Avx2YmmWide(__m256i);
 
 // SAFETY (every method of the three impls): forwarded from the caller (see
 // the trait), which runs on a CPU with the ISA, in a function compiled for
@@ -157,6 +168,86 @@ impl Dot for Avx2Ymm {
             let words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
             _mm_storel_epi64(p.cast(), _mm_packus_epi16(words, words));
         }
+    }
+}
+
+impl Dot for BwZmmWide {
+    type F = Zmm;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { BwZmmWide(_mm512_setzero_si512()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { BwZmmWide(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { BwZmmWide(_mm512_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { BwZmmWide(_mm512_loadu_si512(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe {
+            // Bytes 0 and 2 of each lane (inputs unsigned, weights signed)
+            // as i16, then bytes 1 and 3.
+            let x_even = _mm512_and_si512(x.0, _mm512_set1_epi16(0xff));
+            let x_odd = _mm512_srli_epi16::<8>(x.0);
+            let w_even = _mm512_srai_epi16::<8>(_mm512_slli_epi16::<8>(w.0));
+            let w_odd = _mm512_srai_epi16::<8>(w.0);
+            let sum = _mm512_add_epi32(_mm512_madd_epi16(x_even, w_even), _mm512_madd_epi16(x_odd, w_odd));
+            BwZmmWide(_mm512_add_epi32(self.0, sum))
+        }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Zmm {
+        unsafe { Zmm(_mm512_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Zmm, p: *mut u8) {
+        unsafe { store_u8_zmm(f, p) }
+    }
+}
+
+impl Dot for Avx2YmmWide {
+    type F = Ymm;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { Avx2YmmWide(_mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { Avx2YmmWide(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { Avx2YmmWide(_mm256_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { Avx2YmmWide(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe {
+            let x_even = _mm256_and_si256(x.0, _mm256_set1_epi16(0xff));
+            let x_odd = _mm256_srli_epi16::<8>(x.0);
+            let w_even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w.0));
+            let w_odd = _mm256_srai_epi16::<8>(w.0);
+            let sum = _mm256_add_epi32(_mm256_madd_epi16(x_even, w_even), _mm256_madd_epi16(x_odd, w_odd));
+            Avx2YmmWide(_mm256_add_epi32(self.0, sum))
+        }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Ymm {
+        unsafe { Ymm(_mm256_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Ymm, p: *mut u8) {
+        unsafe { Avx2Ymm::store_u8(f, p) }
     }
 }
 

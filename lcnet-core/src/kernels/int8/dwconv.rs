@@ -7,18 +7,19 @@
 //! fused multiply-add. Instead the input is widened once, to `f32` values
 //! `x - zero` (exact), and the f32 depthwise kernel runs with the integer
 //! weights as `f32`. Every product and every partial sum is then an integer
-//! below `25 x 255 x 64 < 2^24`, which `f32` holds exactly, so the sums are
+//! below `25 x 255 x 127 < 2^24`, which `f32` holds exactly, so the sums are
 //! the exact integer sums whatever the tier, the order or the fused
 //! multiply-adds. A last pass requantises them to `u8` ([`Requant`]).
 //!
 //! Padding needs nothing: the f32 kernel skips padded taps, and a padded
 //! input is a real 0, which is `x - zero = 0` here.
 
-use super::{quantize, Requant, WEIGHT_MAX, WEIGHT_MIN};
+use super::requantise::{requantise, Requantiser};
+use super::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::dispatch::Fma;
 use crate::kernels::dwconv::{self, DwWeights};
 use crate::kernels::threads::for_each_chunk;
-use crate::kernels::{Activation, Isa, Tier};
+use crate::kernels::{Activation, Isa};
 
 /// int8 depthwise weights (as exact `f32` integers for the f32 kernel) and
 /// the requantisation.
@@ -27,11 +28,8 @@ pub struct QDwWeights {
     /// The weights, bias 0, no activation: the f32 kernel's output is the sums.
     sums: DwWeights,
     zero_in: i32,
-    scale: Vec<f32>,
-    bias: Vec<f32>,
-    inv_out_scale: f32,
-    out_zero: f32,
-    act: Activation,
+    /// From the sums to the `u8` outputs.
+    requant: Requantiser,
 }
 
 impl QDwWeights {
@@ -47,22 +45,18 @@ impl QDwWeights {
         assert_eq!(c1kk.len(), c * kernel * kernel, "int8 depthwise weight size");
         assert_eq!(requant.bias.len(), c, "one bias per channel");
         assert!(kernel <= 5, "int8 depthwise kernels are at most 5x5");
-        assert!(c1kk.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be 7-bit");
+        assert!(c1kk.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be in -127..=127");
         let weights: Vec<f32> = c1kk.iter().map(|&w| f32::from(w)).collect();
         QDwWeights {
             sums: DwWeights::pack(&weights, vec![0.0; c], kernel, stride, Activation::None),
             zero_in: i32::from(in_zero),
-            scale: requant.scale.clone(),
-            bias: requant.bias.clone(),
-            inv_out_scale: 1.0 / requant.out_scale,
-            out_zero: f32::from(requant.out_zero),
-            act: requant.act,
+            requant: Requantiser::new(requant),
         }
     }
 
     /// Number of channels.
     pub fn channels(&self) -> usize {
-        self.scale.len()
+        self.requant.channels()
     }
 
     /// Output (height, width) for an input of `h` x `w`.
@@ -72,9 +66,9 @@ impl QDwWeights {
 }
 
 /// Runs the convolution on `batch` NHWC images of `h` x `w`, on the best
-/// tier; `scratch` holds the widened input and the sums (grown as needed,
-/// kept for the next call).
-pub fn run(p: &QDwWeights, input: &[u8], batch: usize, h: usize, w: usize, out: &mut [u8], scratch: &mut Vec<f32>) {
+/// tier; `scratch` holds the widened input and the sums: at least
+/// `input.len() + out.len()` values.
+pub fn run(p: &QDwWeights, input: &[u8], batch: usize, h: usize, w: usize, out: &mut [u8], scratch: &mut [f32]) {
     run_isa(crate::kernels::isa(), p, input, batch, h, w, out, scratch)
 }
 
@@ -88,7 +82,7 @@ pub fn run_isa(
     h: usize,
     w: usize,
     out: &mut [u8],
-    scratch: &mut Vec<f32>,
+    scratch: &mut [f32],
 ) {
     let c = p.channels();
     let (oh, ow) = p.out_hw(h, w);
@@ -97,14 +91,15 @@ pub fn run_isa(
     if out.is_empty() {
         return;
     }
-    scratch.resize(input.len() + out.len(), 0.0);
+    assert!(scratch.len() >= input.len() + out.len(), "int8 depthwise scratch size");
     let (widened, sums) = scratch.split_at_mut(input.len());
+    let sums = &mut sums[..out.len()];
     // Both passes by rows, over the threads as the convolution between them.
     let row = w * c;
     for_each_chunk(widened, row, |y, widened| widen(isa, &input[y * row..][..widened.len()], p.zero_in, widened));
     dwconv::run_isa(isa, &p.sums, widened, batch, h, w, sums);
     let row = ow * c;
-    for_each_chunk(out, row, |y, out| requantise(isa, p, &sums[y * row..][..out.len()], out));
+    for_each_chunk(out, row, |y, out| requantise(isa, &p.requant, &sums[y * row..][..out.len()], out));
 }
 
 crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: i32, out: &mut [f32]) => widen_body);
@@ -115,78 +110,5 @@ crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: i32, out: &
 fn widen_body<F: Fma>(input: &[u8], zero: i32, out: &mut [f32]) {
     for (y, &x) in out.iter_mut().zip(input) {
         *y = (i32::from(x) - zero) as f32;
-    }
-}
-
-/// The sums (exact integers in `f32`) to `u8`, as [`Requant::apply`]
-/// defines it.
-fn requantise(isa: Isa, p: &QDwWeights, sums: &[f32], out: &mut [u8]) {
-    match isa.tier() {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: an `Isa` holds only a detected tier; each implies the ones below.
-        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::requantise_avx512(p, sums, out) },
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as above.
-        Tier::Avx2 => unsafe { simd::requantise_avx2(p, sums, out) },
-        _ => requantise_channels(p, sums, out, 0),
-    }
-}
-
-/// Channels `from..` of every pixel, one value at a time.
-fn requantise_channels(p: &QDwWeights, sums: &[f32], out: &mut [u8], from: usize) {
-    let c = p.channels();
-    for (pixel, sums) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
-        for ch in from..c {
-            pixel[ch] = quantize(p.act.apply(sums[ch] * p.scale[ch] + p.bias[ch]), p.inv_out_scale, p.out_zero);
-        }
-    }
-}
-
-/// The requantisation in registers (LLVM does not vectorise the rounding
-/// and clamping of [`quantize`]: a value at a time, it took three quarters
-/// of the layer's time).
-#[cfg(target_arch = "x86_64")]
-mod simd {
-    use super::{requantise_channels, QDwWeights};
-    use crate::kernels::int8::dot::{requantise, Avx2Ymm, BwZmm, Dot, Output};
-    use crate::kernels::simd::Vector;
-
-    /// # Safety
-    /// The CPU must support AVX-512F/BW/DQ/VL.
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    pub unsafe fn requantise_avx512(p: &QDwWeights, sums: &[f32], out: &mut [u8]) {
-        // SAFETY: the features are enabled.
-        unsafe { rows::<BwZmm>(p, sums, out) }
-    }
-
-    /// # Safety
-    /// The CPU must support AVX2 and FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn requantise_avx2(p: &QDwWeights, sums: &[f32], out: &mut [u8]) {
-        // SAFETY: the features are enabled.
-        unsafe { rows::<Avx2Ymm>(p, sums, out) }
-    }
-
-    #[inline(always)]
-    unsafe fn rows<D: Dot>(p: &QDwWeights, sums: &[f32], out: &mut [u8]) {
-        let c = p.channels();
-        let lanes = <D::F as Vector>::LANES;
-        let whole = c / lanes * lanes;
-        debug_assert_eq!(sums.len(), out.len());
-        // SAFETY: the ISA is the caller's; blocks end at `whole <= c`
-        // inside each pixel, and `scale`, `bias` hold `c` values.
-        unsafe {
-            let output = Output::<D::F>::new(p.act, p.inv_out_scale, p.out_zero);
-            for (pixel, s) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
-                for cb in (0..whole).step_by(lanes) {
-                    let sums = <D::F as Vector>::load(s.as_ptr().add(cb));
-                    let (scale, bias) = (p.scale.as_ptr().add(cb), p.bias.as_ptr().add(cb));
-                    requantise::<D>(sums, scale, bias, &output, pixel.as_mut_ptr().add(cb));
-                }
-            }
-        }
-        if whole < c {
-            requantise_channels(p, sums, out, whole);
-        }
     }
 }

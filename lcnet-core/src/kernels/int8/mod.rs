@@ -6,18 +6,23 @@
 //! requantises ([`Requant`]): scale, bias and activation in `f32`, rounded
 //! back to `u8` for the next layer.
 //!
-//! Weights are limited to 7 bits, `-64..=63` ([`WEIGHT_MIN`],
-//! [`WEIGHT_MAX`]), as ONNX Runtime's `reduce_range` and oneDNN do on CPUs
-//! without VNNI: there the sums go through `vpmaddubsw`, which adds two
-//! `u8 x i8` products into a saturating `i16`, and `2 x 255 x 64 = 32640`
-//! always fits. With 8-bit weights that step could saturate and the AVX2
-//! answers would differ from the VNNI ones. With 7 bits every tier computes
-//! the same integers, and the requantisation is the same `f32` operations
-//! in the same order everywhere (no fused multiply-add), so every tier's
-//! output equals the scalar one bit for bit.
+//! Weights are symmetric, `-127..=127` ([`WEIGHT_MIN`], [`WEIGHT_MAX`]).
+//! With VNNI, `vpdpbusd` adds four `u8 x i8` products into each `i32` lane
+//! exactly. Without it the fast step is `vpmaddubsw`, which adds two
+//! products into a saturating `i16`: exact only when the weights fit in 7
+//! bits (`2 x 255 x 64 = 32640`), the limit ONNX Runtime's `reduce_range`
+//! and oneDNN apply on such CPUs. 7-bit weights cost doc_ori a confident
+//! page in 200 (docs/int8.md), so lcnet keeps 8 bits: a layer whose weights
+//! all fit in [`NARROW_MIN`]`..=`[`NARROW_MAX`] runs `vpmaddubsw` on AVX2
+//! and AVX-512BW, any other runs an exact `vpmaddwd` step (odd and even
+//! bytes apart), slower. The sums are then the same integers on every tier,
+//! and the requantisation is the same `f32` operations in the same order
+//! everywhere (no fused multiply-add), so every tier's output equals the
+//! scalar one bit for bit.
 
 pub mod dwconv;
 pub mod pwconv;
+pub mod requantise;
 
 #[cfg(target_arch = "x86_64")]
 mod dot;
@@ -25,9 +30,13 @@ mod dot;
 use super::Activation;
 
 /// Smallest weight value the kernels take.
-pub const WEIGHT_MIN: i8 = -64;
+pub const WEIGHT_MIN: i8 = -127;
 /// Largest weight value the kernels take.
-pub const WEIGHT_MAX: i8 = 63;
+pub const WEIGHT_MAX: i8 = 127;
+/// Smallest weight of a layer that may use `vpmaddubsw` (see above).
+pub const NARROW_MIN: i8 = -64;
+/// Largest weight of a layer that may use `vpmaddubsw`.
+pub const NARROW_MAX: i8 = 63;
 
 /// How a layer turns its 32-bit sums into 8-bit outputs. For output
 /// channel `o` and a sum `s` (zero point already accounted for):

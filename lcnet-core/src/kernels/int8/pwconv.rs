@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{quantize, Requant, WEIGHT_MAX, WEIGHT_MIN};
+use super::{quantize, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{Activation, Isa, Tier};
 
 /// Output channels per packed panel.
@@ -40,6 +40,8 @@ pub struct QPwWeights {
     act: Activation,
     in_channels: usize,
     out_channels: usize,
+    /// Every weight in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` is exact.
+    narrow: bool,
 }
 
 impl QPwWeights {
@@ -53,7 +55,7 @@ impl QPwWeights {
         let (k, n) = (in_channels, requant.scale.len());
         assert_eq!(oi.len(), n * k, "int8 pointwise weight size");
         assert_eq!(requant.bias.len(), n, "one bias per output");
-        assert!(oi.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be 7-bit");
+        assert!(oi.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be in -127..=127");
         let (panels, groups) = (n.div_ceil(NR), k.div_ceil(4));
         let mut packed = vec![0i8; panels * groups * NR * 4];
         for o in 0..n {
@@ -82,6 +84,7 @@ impl QPwWeights {
             act: requant.act,
             in_channels: k,
             out_channels: n,
+            narrow: oi.iter().all(|w| (NARROW_MIN..=NARROW_MAX).contains(w)),
         }
     }
 
@@ -178,7 +181,7 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{QPwWeights, NR};
-    use crate::kernels::int8::dot::{requantise, Avx2Ymm, BwZmm, Dot, Output, VnniZmm};
+    use crate::kernels::int8::dot::{requantise, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniZmm};
     use crate::kernels::simd::{columns, unrolled, Vector};
 
     /// AVX-512 VNNI: 12 rows x 2 registers (32 outputs, two panels): 24
@@ -192,26 +195,40 @@ mod simd {
         unsafe { rows::<VnniZmm, 12, 2>(p, input, out) }
     }
 
-    /// AVX-512BW: 8 rows x 2 registers; each step needs two temporaries
-    /// and a register of ones beside the 16 sums.
+    /// AVX-512BW: 8 rows x 2 registers; each step needs temporaries and
+    /// constants beside the 16 sums. `vpmaddubsw` for narrow weights, the
+    /// exact wide step for others.
     ///
     /// # Safety
     /// The CPU must support AVX-512F/BW/DQ/VL.
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn rows_avx512bw(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
         // SAFETY: the features are enabled.
-        unsafe { rows::<BwZmm, 8, 2>(p, input, out) }
+        unsafe {
+            if p.narrow {
+                rows::<BwZmm, 8, 2>(p, input, out)
+            } else {
+                rows::<BwZmmWide, 8, 2>(p, input, out)
+            }
+        }
     }
 
     /// AVX2: 4 rows x 2 registers (one panel): 8 sums, 2 weights, the
-    /// broadcast, ones and temporaries in 16 registers.
+    /// broadcast, constants and temporaries in 16 registers; narrow or
+    /// wide steps as on AVX-512BW.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA.
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn rows_avx2(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
         // SAFETY: the features are enabled.
-        unsafe { rows::<Avx2Ymm, 4, 2>(p, input, out) }
+        unsafe {
+            if p.narrow {
+                rows::<Avx2Ymm, 4, 2>(p, input, out)
+            } else {
+                rows::<Avx2YmmWide, 4, 2>(p, input, out)
+            }
+        }
     }
 
     /// Every row of `input` times every panel, `MR` rows x `J` registers
