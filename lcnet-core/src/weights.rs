@@ -185,6 +185,45 @@ impl Checkpoint {
         Ok(out)
     }
 
+    /// Takes tensor `name`, which must be I8 of shape `expected` (int8 weights).
+    pub fn take_i8(&mut self, name: &str, expected: &[usize]) -> Result<Vec<i8>> {
+        let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
+            path: self.path.clone(),
+            name: name.to_string(),
+            expected: expected.to_vec(),
+        })?;
+        if info.dtype != Dtype::I8 {
+            return Err(Error::WrongDtype {
+                path: self.path.clone(),
+                name: name.to_string(),
+                got: format!("{:?}", info.dtype),
+            });
+        }
+        if info.shape != expected {
+            return Err(Error::ShapeMismatch {
+                path: self.path.clone(),
+                name: name.to_string(),
+                expected: expected.to_vec(),
+                got: info.shape.clone(),
+            });
+        }
+        let (start, end) = info.data_offsets;
+        let bytes = &self.bytes[self.data_start + start..self.data_start + end];
+        if bytes.len() != expected.iter().product::<usize>() {
+            return Err(Error::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "tensor `{name}` holds {} bytes, its shape {expected:?} needs {}",
+                    bytes.len(),
+                    expected.iter().product::<usize>()
+                ),
+            });
+        }
+        let values = bytes.iter().map(|&b| b as i8).collect();
+        self.taken.insert(name.to_string());
+        Ok(values)
+    }
+
     /// Takes tensor `name` whatever its shape; returns the shape and the values.
     pub fn take_any(&mut self, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
         let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
@@ -331,7 +370,35 @@ pub fn save_f32_as(
 
 /// The safetensors bytes of f32 `tensors` (see [`save_f32`]).
 pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<String, String>) -> Result<Vec<u8>> {
-    let mut sorted: Vec<&(&str, Vec<usize>, &[f32])> = tensors.iter().collect();
+    let tensors: Vec<(&str, Vec<usize>, TensorData)> =
+        tensors.iter().map(|(name, shape, data)| (*name, shape.clone(), TensorData::F32(data))).collect();
+    to_bytes_with(&tensors, metadata)
+}
+
+/// The values of one tensor to write.
+#[derive(Debug, Clone, Copy)]
+pub enum TensorData<'a> {
+    /// `F32` values.
+    F32(&'a [f32]),
+    /// `I8` values (int8 weights).
+    I8(&'a [i8]),
+}
+
+impl TensorData<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TensorData::F32(v) => v.len(),
+            TensorData::I8(v) => v.len(),
+        }
+    }
+}
+
+/// [`to_bytes`] for tensors of several dtypes.
+pub fn to_bytes_with(
+    tensors: &[(&str, Vec<usize>, TensorData)],
+    metadata: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&(&str, Vec<usize>, TensorData)> = tensors.iter().collect();
     sorted.sort_by_key(|(name, ..)| *name);
     let mut header = serde_json::Map::new();
     if !metadata.is_empty() {
@@ -346,10 +413,14 @@ pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<Stri
                 got: vec![data.len()],
             });
         }
-        let end = offset + 4 * data.len();
+        let (dtype, width) = match data {
+            TensorData::F32(_) => ("F32", 4),
+            TensorData::I8(_) => ("I8", 1),
+        };
+        let end = offset + width * data.len();
         header.insert(
             name.to_string(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+            serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [offset, end]}),
         );
         offset = end;
     }
@@ -360,8 +431,9 @@ pub fn to_bytes(tensors: &[(&str, Vec<usize>, &[f32])], metadata: &BTreeMap<Stri
     bytes.extend_from_slice(&(header.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&header);
     for (_, _, data) in &sorted {
-        for v in data.iter() {
-            bytes.extend_from_slice(&v.to_le_bytes());
+        match data {
+            TensorData::F32(values) => values.iter().for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
+            TensorData::I8(values) => bytes.extend(values.iter().map(|&v| v as u8)),
         }
     }
     Ok(bytes)
