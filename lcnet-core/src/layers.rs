@@ -41,7 +41,7 @@ pub fn bn_eps(ck: &Checkpoint) -> Result<f64> {
 /// values: `w' = w * g / sqrt(v + eps)`, `b' = beta - mean * g / sqrt(v + eps)`.
 /// A running variance of 0 or a denormal is valid (dead channels of trained
 /// networks); only a non-finite one or one at or below `-eps` is refused.
-fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
+pub(crate) fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<(Vec<f32>, Vec<f32>)> {
     let c = shape[0];
     let eps = bn_eps(ck)?;
     let weight = ck.take(&format!("{prefix}.conv.weight"), &shape)?;
@@ -91,7 +91,7 @@ fn load_conv_bn(ck: &mut Checkpoint, prefix: &str, shape: [usize; 4]) -> Result<
 /// blocks with a vectorizable maximum of the exponent-and-mantissa bits first,
 /// compiled for the dispatched ISA (portable x86-64 has no 32-bit vector
 /// maximum: 1.5 % of x1.0's pass went here).
-fn first_non_finite(values: &[f32]) -> Option<usize> {
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<usize> {
     let mut bad_block = None;
     first_bad_block(crate::kernels::isa(), values, &mut bad_block);
     let start = bad_block? * FINITE_BLOCK;
@@ -148,6 +148,7 @@ impl<const C: usize> Stem<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         stem::run(&self.weights, data, n, h, w, &mut out[..len]);
+        ws.observe(&out[..len]);
         Ok(FeatureMap::from_buffer(out, n, oh, ow))
     }
 }
@@ -172,6 +173,7 @@ impl<const C: usize> DwConv<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         dwconv::run(&self.weights, x.as_slice(), n, h, w, &mut out[..len]);
+        ws.observe(&out[..len]);
         ws.give(x.into_buffer());
         FeatureMap::from_buffer(out, n, oh, ow)
     }
@@ -204,6 +206,7 @@ impl<const C: usize, const MID: usize> Se<C, MID> {
         let mut scratch = ws.take_scratch(n * self.weights.scratch_per_image());
         se::run(&self.weights, x.as_mut_slice(), n, pixels, &mut scratch);
         ws.give_scratch(scratch);
+        ws.observe(x.as_slice());
         x
     }
 }
@@ -228,6 +231,7 @@ impl<const I: usize, const O: usize> PwConv<I, O> {
         let len = n * h * w * O;
         let mut out = ws.take(len);
         pwconv::run(&self.weights, x.as_slice(), n * h * w, &mut out[..len]);
+        ws.observe(&out[..len]);
         ws.give(x.into_buffer());
         FeatureMap::from_buffer(out, n, h, w)
     }
@@ -256,51 +260,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         dropout_scale: f32,
         bias: bool,
     ) -> Result<Self> {
-        let features = if HIDDEN == 0 { I } else { HIDDEN };
-        let (conv_w, conv_bias) = if HIDDEN == 0 {
-            (AlignedVec::default(), Vec::new())
-        } else {
-            let packed = input_major(&ck.take(&format!("{conv}.weight"), &[HIDDEN, I, 1, 1])?, HIDDEN, I);
-            // A bias the table does not ask for is still taken when present:
-            // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
-            let bias_name = format!("{conv}.bias");
-            let b = if bias || ck.shape(&bias_name).is_some() { ck.take(&bias_name, &[HIDDEN])? } else { Vec::new() };
-            (packed, b)
-        };
-        let fc_name = format!("{fc}.weight");
-        let classes = match ck.shape(&fc_name) {
-            Some([rows, classes]) if *rows == features && *classes > 0 => *classes,
-            Some(got) => {
-                return Err(Error::UnusableWeights {
-                    path: ck.path().to_path_buf(),
-                    name: fc_name.clone(),
-                    reason: format!(
-                        "tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1"
-                    ),
-                })
-            }
-            None => {
-                return Err(Error::MissingTensor {
-                    path: ck.path().to_path_buf(),
-                    name: fc_name,
-                    expected: vec![features, 0],
-                })
-            }
-        };
-        let mut fc_w = ck.take_aligned(&fc_name, &[features, classes])?;
-        fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
-        let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
-        Ok(Head {
-            weights: head::HeadWeights {
-                conv: conv_w,
-                conv_bias,
-                in_channels: I,
-                hidden: HIDDEN,
-                act,
-                fc: fc_w,
-                fc_bias,
-            },
-        })
+        Ok(Head { weights: load_head(ck, [conv, fc], act, dropout_scale, bias, I, HIDDEN)? })
     }
 
     /// Number of classes.
@@ -325,6 +285,55 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         ws.give(x.into_buffer());
         logits
     }
+}
+
+/// [`Head::load`] for channel counts known only at run time (`hidden` 0:
+/// no head conv).
+pub(crate) fn load_head(
+    ck: &mut Checkpoint,
+    [conv, fc]: [&str; 2],
+    act: Activation,
+    dropout_scale: f32,
+    bias: bool,
+    in_channels: usize,
+    hidden: usize,
+) -> Result<head::HeadWeights> {
+    let features = if hidden == 0 { in_channels } else { hidden };
+    let (conv_w, conv_bias) = if hidden == 0 {
+        (AlignedVec::default(), Vec::new())
+    } else {
+        let packed =
+            input_major(&ck.take(&format!("{conv}.weight"), &[hidden, in_channels, 1, 1])?, hidden, in_channels);
+        // A bias the table does not ask for is still taken when present:
+        // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
+        let bias_name = format!("{conv}.bias");
+        let b = if bias || ck.shape(&bias_name).is_some() { ck.take(&bias_name, &[hidden])? } else { Vec::new() };
+        (packed, b)
+    };
+    let fc_name = format!("{fc}.weight");
+    let classes = match ck.shape(&fc_name) {
+        Some([rows, classes]) if *rows == features && *classes > 0 => *classes,
+        Some(got) => {
+            return Err(Error::UnusableWeights {
+                path: ck.path().to_path_buf(),
+                name: fc_name.clone(),
+                reason: format!(
+                    "tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1"
+                ),
+            })
+        }
+        None => {
+            return Err(Error::MissingTensor {
+                path: ck.path().to_path_buf(),
+                name: fc_name,
+                expected: vec![features, 0],
+            })
+        }
+    };
+    let mut fc_w = ck.take_aligned(&fc_name, &[features, classes])?;
+    fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
+    let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
+    Ok(head::HeadWeights { conv: conv_w, conv_bias, in_channels, hidden, act, fc: fc_w, fc_bias })
 }
 
 #[cfg(test)]

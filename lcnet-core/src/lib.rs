@@ -52,6 +52,7 @@ mod kernels;
 mod layers;
 mod network;
 pub mod preprocess;
+pub mod quant;
 mod tensor;
 pub mod weights;
 

@@ -94,9 +94,14 @@ impl<const C: usize> FeatureMap<C> {
 #[derive(Debug, Default)]
 pub struct Workspace {
     free: Vec<AlignedVec>,
+    /// Byte buffers of int8 feature maps, the same way.
+    free_bytes: Vec<Vec<u8>>,
     scratch: Vec<f32>,
     recorded: Option<Vec<(String, Array4<f32>)>>,
     timings: Option<Vec<(String, std::time::Instant)>>,
+    /// Per layer output, in network order: the least and greatest value
+    /// seen (see [`observe_ranges`](Self::observe_ranges)).
+    ranges: Option<Ranges>,
     /// One workspace per concurrent image group but the first, which runs
     /// in this one (see [`forward_per_image`]).
     children: Vec<Workspace>,
@@ -124,6 +129,23 @@ impl Workspace {
         self.free.push(buf);
     }
 
+    /// [`take`](Self::take) for the bytes of an int8 feature map: at least
+    /// `len` bytes (use the first `len`), contents unspecified. Buffers keep
+    /// their size, so after a warm-up pass nothing is allocated or filled.
+    pub fn take_bytes(&mut self, len: usize) -> Vec<u8> {
+        let best = (0..self.free_bytes.len()).max_by_key(|&i| self.free_bytes[i].len());
+        let mut buf = best.map(|i| self.free_bytes.swap_remove(i)).unwrap_or_default();
+        if buf.len() < len {
+            buf.resize(len, 0);
+        }
+        buf
+    }
+
+    /// Returns a buffer for later [`take_bytes`](Self::take_bytes) calls.
+    pub fn give_bytes(&mut self, buf: Vec<u8>) {
+        self.free_bytes.push(buf);
+    }
+
     /// A small zeroed buffer of `len` values for per-layer temporaries (SE's
     /// pooled vectors, the head's hidden layer); hand it back with
     /// [`give_scratch`](Self::give_scratch). Kept apart from the feature-map
@@ -143,14 +165,48 @@ impl Workspace {
     /// Total values held by the workspace's buffers: it stops growing after
     /// the first forward pass at a given batch and input size.
     pub fn capacity(&self) -> usize {
-        let own = self.free.iter().map(AlignedVec::capacity).sum::<usize>() + self.scratch.capacity();
+        let bytes = self.free_bytes.iter().map(|b| b.capacity().div_ceil(4)).sum::<usize>();
+        let own = self.free.iter().map(AlignedVec::capacity).sum::<usize>() + self.scratch.capacity() + bytes;
         own + self.children.iter().map(Workspace::capacity).sum::<usize>()
     }
 
     /// Whether stage outputs or times are being noted (which needs the
     /// whole batch to go through each layer together).
     fn observing(&self) -> bool {
-        self.recorded.is_some() || self.timings.is_some()
+        self.recorded.is_some() || self.timings.is_some() || self.ranges.is_some()
+    }
+
+    /// Starts noting the range of every layer's output (stem, depthwise,
+    /// SE, pointwise; in network order), over every forward pass from now
+    /// on: the calibration of int8 quantisation.
+    pub fn observe_ranges(&mut self) {
+        self.ranges = Some(Ranges::default());
+    }
+
+    /// Called by the layers with their output; notes its range when
+    /// [`observe_ranges`](Self::observe_ranges) was called.
+    pub fn observe(&mut self, output: &[f32]) {
+        if let Some(ranges) = &mut self.ranges {
+            let (lo, hi) =
+                output.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+            match ranges.layers.get_mut(ranges.next) {
+                Some(range) => *range = (range.0.min(lo), range.1.max(hi)),
+                None => ranges.layers.push((lo, hi)),
+            }
+            ranges.next += 1;
+        }
+    }
+
+    /// The ranges noted so far, one `(least, greatest)` per layer output,
+    /// and starts the next forward pass at the first layer again.
+    pub fn ranges(&mut self) -> Vec<(f32, f32)> {
+        self.ranges
+            .as_mut()
+            .map(|r| {
+                r.next = 0;
+                r.layers.clone()
+            })
+            .unwrap_or_default()
     }
 
     /// Starts keeping an NCHW copy of every stage output (see [`record`](Self::record)).
@@ -190,6 +246,14 @@ impl Workspace {
     pub fn take_recorded(&mut self) -> Vec<(String, Array4<f32>)> {
         self.recorded.take().unwrap_or_default()
     }
+}
+
+/// Output ranges per layer, and the layer the next [`Workspace::observe`]
+/// call is for.
+#[derive(Debug, Default)]
+struct Ranges {
+    layers: Vec<(f32, f32)>,
+    next: usize,
 }
 
 /// Runs a batch of several images through `features` one image at a time,

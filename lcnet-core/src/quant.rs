@@ -1,0 +1,348 @@
+//! int8 networks (docs/int8.md): an f32 checkpoint quantised with the
+//! activation ranges of a calibration run ([`quantize`]), and the network
+//! that runs the result ([`QuantNet`]), built at run time from the
+//! variant's layer table.
+//!
+//! Depthwise and pointwise convolutions run in int8; the stem computes in
+//! f32 (three input channels: nothing to gain) and stores `u8`; SE and the
+//! head run in f32 on dequantised values (a few hundred values per image).
+
+use std::collections::BTreeMap;
+
+use ndarray::{Array2, ArrayView4};
+
+use crate::kernels::int8::dwconv::{self as q_dwconv, QDwWeights};
+use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
+use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
+use crate::kernels::int8::{quantize as to_u8, Requant, WEIGHT_MAX, WEIGHT_MIN};
+use crate::kernels::{head, isa, se, stem, Activation};
+use crate::layers::{first_non_finite, load_conv_bn, load_head};
+use crate::weights::{to_bytes_with, TensorData};
+use crate::{Checkpoint, Error, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace};
+
+/// Metadata key and value that mark an int8 checkpoint.
+pub const FORMAT_KEY: &str = "format";
+/// See [`FORMAT_KEY`].
+pub const FORMAT: &str = "lcnet-int8";
+
+/// Whether `ck` is an int8 checkpoint made by [`quantize`].
+pub fn is_quantized(ck: &Checkpoint) -> bool {
+    ck.metadata().get(FORMAT_KEY).is_some_and(|f| f == FORMAT)
+}
+
+/// How a tensor's `u8` values map to real ones: `real = (q - zero) * scale`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Quant {
+    /// Real value of one step.
+    pub scale: f32,
+    /// The `u8` that stands for a real 0.
+    pub zero: u8,
+}
+
+impl Quant {
+    /// The quantisation covering `[lo, hi]` and 0 with 256 steps (min/max
+    /// calibration: every value seen stays representable, none clips).
+    pub fn from_range(lo: f32, hi: f32) -> Quant {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        if !(hi - lo).is_finite() || hi - lo <= f32::MIN_POSITIVE {
+            return Quant { scale: 1.0, zero: 0 };
+        }
+        let scale = (hi - lo) / 255.0;
+        Quant { scale, zero: (-lo / scale).round().clamp(0.0, 255.0) as u8 }
+    }
+
+    /// `y` to `u8` (a value at a time; the network uses the vectorised
+    /// [`requantise`]).
+    pub fn quantize(self, y: f32) -> u8 {
+        to_u8(y, 1.0 / self.scale, f32::from(self.zero))
+    }
+}
+
+/// The layers of `info` whose outputs are quantised, in network order:
+/// what [`Workspace::observe_ranges`] records, one range each.
+pub fn observed_layers(info: &VariantInfo) -> impl Iterator<Item = &LayerInfo> {
+    info.layers.iter().filter(|l| {
+        matches!(l.kind, LayerKind::Stem | LayerKind::Depthwise | LayerKind::SqueezeExcite | LayerKind::Pointwise)
+    })
+}
+
+/// Symmetric per-output-channel weights in `WEIGHT_MIN..=WEIGHT_MAX` and
+/// their scales (`w ~ q * scale`); a channel of zeros gets scale 1.
+fn quantize_weights(w: &[f32], outputs: usize) -> (Vec<i8>, Vec<f32>) {
+    let per = w.len() / outputs;
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::with_capacity(outputs);
+    for row in w.chunks_exact(per) {
+        let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let scale = if max > 0.0 { max / f32::from(WEIGHT_MAX) } else { 1.0 };
+        q.extend(row.iter().map(|v| (v / scale).round().clamp(f32::from(WEIGHT_MIN), f32::from(WEIGHT_MAX)) as i8));
+        scales.push(scale);
+    }
+    (q, scales)
+}
+
+/// Quantises `ck` (an f32 checkpoint of `info`) with `ranges`, one
+/// `(least, greatest)` per [`observed_layers`] entry, into the bytes of an
+/// int8 safetensors checkpoint. The metadata is `ck`'s, plus `extra`, plus
+/// [`FORMAT_KEY`] and `model`.
+pub fn quantize(
+    ck: &mut Checkpoint,
+    info: &VariantInfo,
+    ranges: &[(f32, f32)],
+    extra: &BTreeMap<String, String>,
+) -> Result<Vec<u8>> {
+    let observed: Vec<&LayerInfo> = observed_layers(info).collect();
+    if ranges.len() != observed.len() {
+        return Err(Error::BadInput {
+            expected: format!("{} calibration ranges for {}", observed.len(), info.name),
+            got: vec![ranges.len()],
+        });
+    }
+    let mut f32s: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    let mut i8s: Vec<(String, Vec<usize>, Vec<i8>)> = Vec::new();
+    let copy =
+        |ck: &mut Checkpoint, f32s: &mut Vec<(String, Vec<usize>, Vec<f32>)>, name: String, shape: Vec<usize>| {
+            let values = ck.take(&name, &shape)?;
+            f32s.push((name, shape, values));
+            Ok::<_, Error>(())
+        };
+    for (l, &(lo, hi)) in observed.iter().zip(ranges) {
+        let q = Quant::from_range(lo, hi);
+        f32s.push((format!("{}.out_scale", l.name), vec![1], vec![q.scale]));
+        f32s.push((format!("{}.out_zero", l.name), vec![1], vec![f32::from(q.zero)]));
+        let (o, k) = (l.out_channels, l.kernel);
+        match l.kind {
+            LayerKind::Stem => {
+                copy(ck, &mut f32s, format!("{}.conv.weight", l.name), vec![o, l.in_channels, k, k])?;
+                for part in ["weight", "bias", "_mean", "_variance"] {
+                    copy(ck, &mut f32s, format!("{}.bn.{part}", l.name), vec![o])?;
+                }
+            }
+            LayerKind::Depthwise | LayerKind::Pointwise => {
+                let shape = if l.kind == LayerKind::Depthwise { [o, 1, k, k] } else { [o, l.in_channels, 1, 1] };
+                let (w, bias) = load_conv_bn(ck, l.name, shape)?;
+                let (qw, scales) = quantize_weights(&w, o);
+                i8s.push((format!("{}.qweight", l.name), shape.to_vec(), qw));
+                f32s.push((format!("{}.wscale", l.name), vec![o], scales));
+                f32s.push((format!("{}.bias", l.name), vec![o], bias));
+            }
+            LayerKind::SqueezeExcite => {
+                let (c, mid) = (l.in_channels, l.mid_channels);
+                copy(ck, &mut f32s, format!("{}.conv1.weight", l.name), vec![mid, c, 1, 1])?;
+                copy(ck, &mut f32s, format!("{}.conv1.bias", l.name), vec![mid])?;
+                copy(ck, &mut f32s, format!("{}.conv2.weight", l.name), vec![c, mid, 1, 1])?;
+                copy(ck, &mut f32s, format!("{}.conv2.bias", l.name), vec![c])?;
+            }
+            LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
+        }
+    }
+    // The head as it is: its shapes come from the checkpoint.
+    for name in ck.names().into_iter().map(str::to_string).collect::<Vec<_>>() {
+        if name.starts_with("last_conv.") || name.starts_with("fc.") {
+            let shape = ck.shape(&name).expect("listed").to_vec();
+            copy(ck, &mut f32s, name, shape)?;
+        }
+    }
+    ck.finish(info.name)?;
+    let mut metadata = ck.metadata().clone();
+    metadata.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    metadata.insert(FORMAT_KEY.into(), FORMAT.into());
+    metadata.insert("model".into(), info.name.into());
+    let mut tensors: Vec<(&str, Vec<usize>, TensorData)> =
+        f32s.iter().map(|(n, s, v)| (n.as_str(), s.clone(), TensorData::F32(v))).collect();
+    tensors.extend(i8s.iter().map(|(n, s, v)| (n.as_str(), s.clone(), TensorData::I8(v))));
+    to_bytes_with(&tensors, &metadata)
+}
+
+/// One int8 layer after the stem, with the quantisation of its output.
+#[derive(Debug)]
+enum Layer {
+    Depthwise(QDwWeights, Quant),
+    Se(se::SeWeights, Quant, Requantiser),
+    Pointwise(QPwWeights, Quant),
+}
+
+/// An int8 network: [`quantize`]'s checkpoint loaded for a variant.
+#[derive(Debug)]
+pub struct QuantNet {
+    info: &'static VariantInfo,
+    stem: stem::StemWeights,
+    stem_out: (Quant, Requantiser),
+    layers: Vec<Layer>,
+    head: head::HeadWeights,
+}
+
+impl QuantNet {
+    /// Loads an int8 checkpoint of `info` (every tensor must be used).
+    pub fn load(ck: &mut Checkpoint, info: &'static VariantInfo) -> Result<QuantNet> {
+        let act = info.activation;
+        let mut stem_parts = None;
+        let mut layers = Vec::new();
+        let mut input = Quant { scale: 1.0, zero: 0 };
+        for l in observed_layers(info) {
+            let out = read_quant(ck, l.name)?;
+            let (o, k) = (l.out_channels, l.kernel);
+            match l.kind {
+                LayerKind::Stem => {
+                    let (w, b) = load_conv_bn(ck, l.name, [o, l.in_channels, k, k])?;
+                    let weights = stem::StemWeights::pack(&w, b, l.in_channels, k, l.stride, act);
+                    stem_parts = Some((weights, (out, plain_quantiser(o, out))));
+                }
+                LayerKind::Depthwise => {
+                    let (qw, rq) = read_int8(ck, l, [o, 1, k, k], input, out, act)?;
+                    layers.push(Layer::Depthwise(QDwWeights::pack(&qw, k, l.stride, input.zero, &rq), out));
+                }
+                LayerKind::Pointwise => {
+                    let (qw, rq) = read_int8(ck, l, [o, l.in_channels, 1, 1], input, out, act)?;
+                    layers.push(Layer::Pointwise(QPwWeights::pack(&qw, l.in_channels, input.zero, &rq), out));
+                }
+                LayerKind::SqueezeExcite => {
+                    let (c, mid) = (l.in_channels, l.mid_channels);
+                    let weights = se::SeWeights::pack(
+                        &ck.take(&format!("{}.conv1.weight", l.name), &[mid, c, 1, 1])?,
+                        ck.take(&format!("{}.conv1.bias", l.name), &[mid])?,
+                        &ck.take(&format!("{}.conv2.weight", l.name), &[c, mid, 1, 1])?,
+                        ck.take(&format!("{}.conv2.bias", l.name), &[c])?,
+                    );
+                    layers.push(Layer::Se(weights, out, plain_quantiser(c, out)));
+                }
+                LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
+            }
+            input = out;
+        }
+        let (stem, stem_out) = stem_parts.expect("every layer table starts with a stem");
+        let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
+        let last = observed_layers(info).last().map_or(0, |l| l.out_channels);
+        let hidden = head_info.map_or(0, |l| l.out_channels);
+        let head = load_head(ck, ["last_conv", "fc"], act, info.dropout_scale, info.head_bias, last, hidden)?;
+        ck.finish(info.name)?;
+        Ok(QuantNet { info, stem, stem_out, layers, head })
+    }
+}
+
+/// Quantises `channels` real values per pixel as they are (the stem's and
+/// SE's outputs, their activation already applied).
+fn plain_quantiser(channels: usize, out: Quant) -> Requantiser {
+    Requantiser::new(&Requant {
+        scale: vec![1.0; channels],
+        bias: vec![0.0; channels],
+        act: Activation::None,
+        out_scale: out.scale,
+        out_zero: out.zero,
+    })
+}
+
+/// `{layer}.out_scale` and `{layer}.out_zero`: a positive finite scale and
+/// an integer zero point in `0..=255`.
+fn read_quant(ck: &mut Checkpoint, layer: &str) -> Result<Quant> {
+    let scale = ck.take(&format!("{layer}.out_scale"), &[1])?[0];
+    let zero = ck.take(&format!("{layer}.out_zero"), &[1])?[0];
+    let usable = scale.is_finite() && scale > 0.0 && (0.0..=255.0).contains(&zero) && zero.fract() == 0.0;
+    if !usable {
+        return Err(Error::UnusableWeights {
+            path: ck.path().to_path_buf(),
+            name: layer.to_string(),
+            reason: format!(
+                "`{layer}` has output scale {scale} and zero point {zero}: expected a positive scale and a whole zero point in 0..=255"
+            ),
+        });
+    }
+    Ok(Quant { scale, zero: zero as u8 })
+}
+
+/// A depthwise or pointwise layer's int8 weights (checked to be in range),
+/// and its requantisation from `input` to `out`.
+fn read_int8(
+    ck: &mut Checkpoint,
+    l: &LayerInfo,
+    shape: [usize; 4],
+    input: Quant,
+    out: Quant,
+    act: crate::kernels::Activation,
+) -> Result<(Vec<i8>, Requant)> {
+    let name = l.name;
+    let qw = ck.take_i8(&format!("{name}.qweight"), &shape)?;
+    if let Some(i) = qw.iter().position(|w| !(WEIGHT_MIN..=WEIGHT_MAX).contains(w)) {
+        return Err(Error::UnusableWeights {
+            path: ck.path().to_path_buf(),
+            name: format!("{name}.qweight"),
+            reason: format!(
+                "`{name}.qweight` holds {} at index {i}: int8 weights must be in {WEIGHT_MIN}..={WEIGHT_MAX}",
+                qw[i]
+            ),
+        });
+    }
+    let wscale = ck.take(&format!("{name}.wscale"), &[shape[0]])?;
+    let bias = ck.take(&format!("{name}.bias"), &[shape[0]])?;
+    let scale = wscale.iter().map(|&s| input.scale * s).collect();
+    Ok((qw, Requant { scale, bias, act, out_scale: out.scale, out_zero: out.zero }))
+}
+
+impl Network for QuantNet {
+    fn variant(&self) -> &'static VariantInfo {
+        self.info
+    }
+
+    fn classes(&self) -> usize {
+        self.head.classes()
+    }
+
+    fn forward(&self, input: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {
+        let &[n, c, h, w] = input.shape() else { unreachable!("ArrayView4 has four axes") };
+        if c != 3 || n == 0 || h == 0 || w == 0 {
+            let expected = "[N, 3, H, W] with N, H, W >= 1 (NCHW)".into();
+            return Err(Error::BadInput { expected, got: input.shape().to_vec() });
+        }
+        let input = input.as_standard_layout();
+        let data = input.as_slice().expect("standard layout is contiguous");
+        if let Some(i) = first_non_finite(data) {
+            return Err(Error::NonFiniteInput { index: i, value: data[i] });
+        }
+        // Buffers from the workspace: after the first pass, none is allocated.
+        let (sh, sw) = self.stem.out_hw(h, w);
+        let mut len = n * sh * sw * self.stem.out_channels;
+        let mut real = ws.take(len);
+        stem::run(&self.stem, data, n, h, w, &mut real[..len]);
+        let mut x = ws.take_bytes(len);
+        requantise(isa(), &self.stem_out.1, &real[..len], &mut x[..len]);
+        let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0);
+        for layer in &self.layers {
+            match layer {
+                Layer::Depthwise(p, out) => {
+                    let (oh, ow) = p.out_hw(h, w);
+                    let out_len = n * oh * ow * p.channels();
+                    let mut y = ws.take_bytes(out_len);
+                    real.reuse(len + out_len);
+                    q_dwconv::run(p, &x[..len], n, h, w, &mut y[..out_len], &mut real);
+                    ws.give_bytes(std::mem::replace(&mut x, y));
+                    (len, h, w, q) = (out_len, oh, ow, *out);
+                }
+                Layer::Se(p, out, quantiser) => {
+                    real.reuse(len);
+                    dequantize(isa(), &x[..len], q.zero, q.scale, &mut real);
+                    let mut s = ws.take_scratch(n * p.scratch_per_image());
+                    se::run(p, &mut real, n, h * w, &mut s);
+                    ws.give_scratch(s);
+                    requantise(isa(), quantiser, &real, &mut x[..len]);
+                    q = *out;
+                }
+                Layer::Pointwise(p, out) => {
+                    let out_len = n * h * w * p.out_channels();
+                    let mut y = ws.take_bytes(out_len);
+                    q_pwconv::run(p, &x[..len], n * h * w, &mut y[..out_len]);
+                    ws.give_bytes(std::mem::replace(&mut x, y));
+                    (len, q) = (out_len, *out);
+                }
+            }
+        }
+        real.reuse(len);
+        dequantize(isa(), &x[..len], q.zero, q.scale, &mut real);
+        ws.give_bytes(x);
+        let mut logits = Array2::zeros((n, self.classes()));
+        let mut s = ws.take_scratch(n * self.head.scratch_per_image());
+        head::run(&self.head, &real, n, h * w, &mut s, logits.as_slice_mut().expect("fresh array is contiguous"));
+        ws.give_scratch(s);
+        ws.give(real);
+        Ok(logits)
+    }
+}
