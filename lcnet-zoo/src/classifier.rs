@@ -453,6 +453,33 @@ impl Classifier {
         Ok(probs?.rows().into_iter().map(|row| Prediction::new(row.to_vec(), self.labels.clone())).collect())
     }
 
+    /// Runs `images` one by one through the network, noting the range of
+    /// every quantised layer's output: the calibration
+    /// [`lcnet_core::quant::quantize`] takes. Each range is the mean over
+    /// the images of each image's least and greatest value (as PyTorch's
+    /// moving-average min/max observer), so that one outlying image does not
+    /// widen the steps for all. `done` is called with the count after each
+    /// image.
+    pub fn calibrate<I: ImageInput>(&self, images: &[I], done: impl Fn(usize)) -> Result<Vec<(f32, f32)>> {
+        let (h, w) = self.preprocess.input_hw();
+        let mut ws = Workspace::new();
+        let mut sums: Vec<(f64, f64)> = Vec::new();
+        for (i, image) in images.iter().enumerate() {
+            let tensor = self.input_tensor(image)?;
+            let input = ArrayView4::from_shape((1, 3, h, w), &tensor).expect("tensors of the input size");
+            ws.observe_ranges();
+            self.net.forward(input, &mut ws)?;
+            let ranges = ws.ranges();
+            sums.resize(ranges.len(), (0.0, 0.0));
+            for (sum, (lo, hi)) in sums.iter_mut().zip(ranges) {
+                *sum = (sum.0 + f64::from(lo), sum.1 + f64::from(hi));
+            }
+            done(i + 1);
+        }
+        let n = images.len().max(1) as f64;
+        Ok(sums.into_iter().map(|(lo, hi)| ((lo / n) as f32, (hi / n) as f32)).collect())
+    }
+
     /// Runs a preprocessed NCHW batch; returns softmax probabilities
     /// `[n, classes]`. For callers who preprocess themselves.
     pub fn probabilities(&self, batch: ArrayView4<f32>, ws: &mut Workspace) -> Result<Array2<f32>> {

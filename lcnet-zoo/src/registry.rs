@@ -27,6 +27,11 @@ pub fn find(name: &str) -> Result<&'static VariantInfo> {
 /// Loads `ck` as the variant `model`, or, when `model` is `None`, as the
 /// one compiled variant whose layer shapes match the checkpoint.
 pub fn load(ck: &mut Checkpoint, model: Option<&str>) -> Result<Box<dyn Network>> {
+    if lcnet_core::quant::is_quantized(ck) {
+        // An int8 checkpoint names its variant (its tensors are not the f32 shapes).
+        let name = model.or(ck.metadata().get("model").map(String::as_str)).unwrap_or_default().to_string();
+        return Ok(Box::new(lcnet_core::quant::QuantNet::load(ck, find(&name)?)?));
+    }
     let variant = match model {
         Some(name) => find(name)?,
         None => infer(ck)?,

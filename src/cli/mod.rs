@@ -9,6 +9,7 @@ mod infer;
 mod info;
 mod list;
 mod output;
+mod quantize;
 mod run;
 #[cfg(feature = "serve")]
 mod serve;
@@ -63,6 +64,8 @@ enum Command {
     Bench(bench::Args),
     /// Convert a checkpoint (paddle2onnx ONNX, .pdparams, timm or transformers safetensors) into a canonical one.
     Import(import::Args),
+    /// Quantise a checkpoint to int8 with calibration images (post-training, static).
+    Quantize(quantize::Args),
     /// Run a checkpoint on an input and compare with reference outputs (prove a conversion).
     Verify(verify::Args),
     /// Serve a model over HTTP with PaddleX's serving protocol, batching concurrent requests.
@@ -89,6 +92,7 @@ pub fn run() -> anyhow::Result<u8> {
         Command::Infer(args) => infer::run(&args).map(|()| 0),
         Command::Import(args) => import::run(&args).map(|()| 0),
         Command::Bench(args) => bench::run(&args).map(|()| 0),
+        Command::Quantize(args) => quantize::run(&args).map(|()| 0),
         Command::Verify(args) => verify::run(&args),
         #[cfg(feature = "serve")]
         Command::Serve(args) => serve::run(&args).map(|()| 0),
