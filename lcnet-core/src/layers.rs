@@ -260,7 +260,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         dropout_scale: f32,
         bias: bool,
     ) -> Result<Self> {
-        Ok(Head { weights: load_head(ck, [conv, fc], act, dropout_scale, bias, I, HIDDEN)? })
+        Ok(Head { weights: load_head(ck, [conv, fc], act, dropout_scale, bias, [I, HIDDEN], None)? })
     }
 
     /// Number of classes.
@@ -288,22 +288,26 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
 }
 
 /// [`Head::load`] for channel counts known only at run time (`hidden` 0:
-/// no head conv).
+/// no head conv), the conv's `[hidden, in]` weight from `conv_weight` when
+/// given (an int8 checkpoint stores it quantised).
 pub(crate) fn load_head(
     ck: &mut Checkpoint,
     [conv, fc]: [&str; 2],
     act: Activation,
     dropout_scale: f32,
     bias: bool,
-    in_channels: usize,
-    hidden: usize,
+    [in_channels, hidden]: [usize; 2],
+    conv_weight: Option<Vec<f32>>,
 ) -> Result<head::HeadWeights> {
     let features = if hidden == 0 { in_channels } else { hidden };
     let (conv_w, conv_bias) = if hidden == 0 {
         (AlignedVec::default(), Vec::new())
     } else {
-        let packed =
-            input_major(&ck.take(&format!("{conv}.weight"), &[hidden, in_channels, 1, 1])?, hidden, in_channels);
+        let weight = match conv_weight {
+            Some(w) => w,
+            None => ck.take(&format!("{conv}.weight"), &[hidden, in_channels, 1, 1])?,
+        };
+        let packed = input_major(&weight, hidden, in_channels);
         // A bias the table does not ask for is still taken when present:
         // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
         let bias_name = format!("{conv}.bias");

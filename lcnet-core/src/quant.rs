@@ -128,17 +128,22 @@ pub fn quantize(
             }
             LayerKind::SqueezeExcite => {
                 let (c, mid) = (l.in_channels, l.mid_channels);
-                copy(ck, &mut f32s, format!("{}.conv1.weight", l.name), vec![mid, c, 1, 1])?;
-                copy(ck, &mut f32s, format!("{}.conv1.bias", l.name), vec![mid])?;
-                copy(ck, &mut f32s, format!("{}.conv2.weight", l.name), vec![c, mid, 1, 1])?;
-                copy(ck, &mut f32s, format!("{}.conv2.bias", l.name), vec![c])?;
+                for (conv, shape) in [("conv1", [mid, c, 1, 1]), ("conv2", [c, mid, 1, 1])] {
+                    let prefix = format!("{}.{conv}", l.name);
+                    store_int8(ck, &mut f32s, &mut i8s, &prefix, &shape)?;
+                    copy(ck, &mut f32s, format!("{prefix}.bias"), vec![shape[0]])?;
+                }
             }
             LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
         }
     }
-    // The head as it is: its shapes come from the checkpoint.
+    // The head: its conv stored in int8 (a third of the f32 file at x1.0),
+    // the rest as it is; shapes from the checkpoint.
+    if let Some(shape) = ck.shape("last_conv.weight").map(<[usize]>::to_vec) {
+        store_int8(ck, &mut f32s, &mut i8s, "last_conv", &shape)?;
+    }
     for name in ck.names().into_iter().map(str::to_string).collect::<Vec<_>>() {
-        if name.starts_with("last_conv.") || name.starts_with("fc.") {
+        if name == "last_conv.bias" || name.starts_with("fc.") {
             let shape = ck.shape(&name).expect("listed").to_vec();
             copy(ck, &mut f32s, name, shape)?;
         }
@@ -152,6 +157,48 @@ pub fn quantize(
         f32s.iter().map(|(n, s, v)| (n.as_str(), s.clone(), TensorData::F32(v))).collect();
     tensors.extend(i8s.iter().map(|(n, s, v)| (n.as_str(), s.clone(), TensorData::I8(v))));
     to_bytes_with(&tensors, &metadata)
+}
+
+/// `{prefix}.weight` stored as `{prefix}.qweight` (int8, per output
+/// channel) and `{prefix}.wscale`: weights that run in f32 (SE, the head's
+/// conv) but need not take f32's room in the file.
+fn store_int8(
+    ck: &mut Checkpoint,
+    f32s: &mut Vec<(String, Vec<usize>, Vec<f32>)>,
+    i8s: &mut Vec<(String, Vec<usize>, Vec<i8>)>,
+    prefix: &str,
+    shape: &[usize],
+) -> Result<()> {
+    let w = ck.take(&format!("{prefix}.weight"), shape)?;
+    let (q, scales) = quantize_weights(&w, shape[0]);
+    i8s.push((format!("{prefix}.qweight"), shape.to_vec(), q));
+    f32s.push((format!("{prefix}.wscale"), vec![shape[0]], scales));
+    Ok(())
+}
+
+/// [`store_int8`]'s weights back in f32.
+fn take_dequantized(ck: &mut Checkpoint, prefix: &str, shape: &[usize]) -> Result<Vec<f32>> {
+    let q = take_weights(ck, prefix, shape)?;
+    let scales = ck.take(&format!("{prefix}.wscale"), &[shape[0]])?;
+    let per = q.len() / shape[0].max(1);
+    Ok(q.iter().enumerate().map(|(i, &q)| f32::from(q) * scales[i / per]).collect())
+}
+
+/// `{prefix}.qweight` of `shape`, every value in `WEIGHT_MIN..=WEIGHT_MAX`.
+fn take_weights(ck: &mut Checkpoint, prefix: &str, shape: &[usize]) -> Result<Vec<i8>> {
+    let name = format!("{prefix}.qweight");
+    let qw = ck.take_i8(&name, shape)?;
+    if let Some(i) = qw.iter().position(|w| !(WEIGHT_MIN..=WEIGHT_MAX).contains(w)) {
+        return Err(Error::UnusableWeights {
+            path: ck.path().to_path_buf(),
+            name: name.clone(),
+            reason: format!(
+                "`{name}` holds {} at index {i}: int8 weights must be in {WEIGHT_MIN}..={WEIGHT_MAX}",
+                qw[i]
+            ),
+        });
+    }
+    Ok(qw)
 }
 
 /// One int8 layer after the stem, with the quantisation of its output.
@@ -199,9 +246,9 @@ impl QuantNet {
                 LayerKind::SqueezeExcite => {
                     let (c, mid) = (l.in_channels, l.mid_channels);
                     let weights = se::SeWeights::pack(
-                        &ck.take(&format!("{}.conv1.weight", l.name), &[mid, c, 1, 1])?,
+                        &take_dequantized(ck, &format!("{}.conv1", l.name), &[mid, c, 1, 1])?,
                         ck.take(&format!("{}.conv1.bias", l.name), &[mid])?,
-                        &ck.take(&format!("{}.conv2.weight", l.name), &[c, mid, 1, 1])?,
+                        &take_dequantized(ck, &format!("{}.conv2", l.name), &[c, mid, 1, 1])?,
                         ck.take(&format!("{}.conv2.bias", l.name), &[c])?,
                     );
                     layers.push(Layer::Se(weights, out, plain_quantiser(c, out)));
@@ -214,7 +261,8 @@ impl QuantNet {
         let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
         let last = observed_layers(info).last().map_or(0, |l| l.out_channels);
         let hidden = head_info.map_or(0, |l| l.out_channels);
-        let head = load_head(ck, ["last_conv", "fc"], act, info.dropout_scale, info.head_bias, last, hidden)?;
+        let conv = if hidden > 0 { Some(take_dequantized(ck, "last_conv", &[hidden, last, 1, 1])?) } else { None };
+        let head = load_head(ck, ["last_conv", "fc"], act, info.dropout_scale, info.head_bias, [last, hidden], conv)?;
         ck.finish(info.name)?;
         Ok(QuantNet { info, stem, stem_out, layers, head })
     }
@@ -261,17 +309,7 @@ fn read_int8(
     act: crate::kernels::Activation,
 ) -> Result<(Vec<i8>, Requant)> {
     let name = l.name;
-    let qw = ck.take_i8(&format!("{name}.qweight"), &shape)?;
-    if let Some(i) = qw.iter().position(|w| !(WEIGHT_MIN..=WEIGHT_MAX).contains(w)) {
-        return Err(Error::UnusableWeights {
-            path: ck.path().to_path_buf(),
-            name: format!("{name}.qweight"),
-            reason: format!(
-                "`{name}.qweight` holds {} at index {i}: int8 weights must be in {WEIGHT_MIN}..={WEIGHT_MAX}",
-                qw[i]
-            ),
-        });
-    }
+    let qw = take_weights(ck, name, &shape)?;
     let wscale = ck.take(&format!("{name}.wscale"), &[shape[0]])?;
     let bias = ck.take(&format!("{name}.bias"), &[shape[0]])?;
     let scale = wscale.iter().map(|&s| input.scale * s).collect();
