@@ -216,6 +216,8 @@ pub struct QuantNet {
     stem: stem::StemWeights,
     stem_out: (Quant, Requantiser),
     layers: Vec<Layer>,
+    /// Per layer: the stage it ends (`blocks2`, ...), if it is the last of one.
+    stage_ends: Vec<Option<&'static str>>,
     head: head::HeadWeights,
 }
 
@@ -264,7 +266,11 @@ impl QuantNet {
         let conv = if hidden > 0 { Some(take_dequantized(ck, "last_conv", &[hidden, last, 1, 1])?) } else { None };
         let head = load_head(ck, ["last_conv", "fc"], act, info.dropout_scale, info.head_bias, [last, hidden], conv)?;
         ck.finish(info.name)?;
-        Ok(QuantNet { info, stem, stem_out, layers, head })
+        let stages: Vec<&str> =
+            observed_layers(info).skip(1).map(|l| l.name.split('.').next().unwrap_or(l.name)).collect();
+        let stage_ends =
+            (0..stages.len()).map(|i| (stages.get(i + 1) != Some(&stages[i])).then_some(stages[i])).collect();
+        Ok(QuantNet { info, stem, stem_out, layers, stage_ends, head })
     }
 }
 
@@ -344,7 +350,8 @@ impl Network for QuantNet {
         let mut x = ws.take_bytes(len);
         requantise(isa(), &self.stem_out.1, &real[..len], &mut x[..len]);
         let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0);
-        for layer in &self.layers {
+        ws.mark_stage(observed_layers(self.info).next().map_or("stem", |l| l.name));
+        for (layer, stage_end) in self.layers.iter().zip(&self.stage_ends) {
             match layer {
                 Layer::Depthwise(p, out) => {
                     let (oh, ow) = p.out_hw(h, w);
@@ -371,6 +378,9 @@ impl Network for QuantNet {
                     ws.give_bytes(std::mem::replace(&mut x, y));
                     (len, q) = (out_len, *out);
                 }
+            }
+            if let Some(stage) = stage_end {
+                ws.mark_stage(stage);
             }
         }
         real.reuse(len);

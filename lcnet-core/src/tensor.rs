@@ -225,6 +225,14 @@ impl Workspace {
         }
     }
 
+    /// Notes that `stage` ended now, when stage times are being noted (for
+    /// networks without typed feature maps to [`record`](Self::record)).
+    pub fn mark_stage(&mut self, stage: &str) {
+        if let Some(times) = &mut self.timings {
+            times.push((stage.to_string(), std::time::Instant::now()));
+        }
+    }
+
     /// Starts noting when each stage ends (see [`stage_times`](Self::stage_times)).
     pub fn time_stages(&mut self) {
         self.timings = Some(Vec::new());
