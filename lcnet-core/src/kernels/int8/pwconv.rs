@@ -41,6 +41,7 @@ pub struct QPwWeights {
     in_channels: usize,
     out_channels: usize,
     /// Every weight in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` is exact.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has that step
     narrow: bool,
 }
 
@@ -139,6 +140,9 @@ pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx2 => unsafe { simd::rows_avx2(p, input, out) },
+        // No NEON int8 tier yet (`sdot` would be its step): portable code.
+        Tier::Neon | Tier::Scalar => portable::rows(p, input, out),
+        #[allow(unreachable_patterns)] // x86 tiers on other targets
         _ => portable::rows(p, input, out),
     };
     if crate::kernels::threads::threads() == 1 {
