@@ -51,6 +51,18 @@ fn int8_doc_ori_reads_the_pages_as_f32_does() {
             assert!((p - want).abs() < 0.05, "{file} class {class}: int8 {p}, f32 {want}");
         }
     }
+    // A batch split over the threads reads each page as it reads it alone.
+    let alone = run(&["--weights", &int8, "--batch", "1", "examples/pages"]);
+    for (file, (label, probs)) in &alone {
+        assert_eq!(label, &q8[file].0, "{file}");
+        for (class, p) in probs {
+            assert!(
+                (p - q8[file].1[class]).abs() < 1e-5,
+                "{file} class {class}: alone {p}, in a batch {}",
+                q8[file].1[class]
+            );
+        }
+    }
     // Integer tensors, provenance, and smaller than the f32 file.
     let ck = Checkpoint::open(&int8).unwrap();
     assert_eq!(ck.metadata()["format"], "lcnet-int8");

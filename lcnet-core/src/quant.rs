@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use ndarray::{Array2, ArrayView4};
+use rayon::prelude::*;
 
 use crate::kernels::int8::dwconv::{self as q_dwconv, QDwWeights};
 use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
@@ -342,6 +343,37 @@ impl Network for QuantNet {
         if let Some(i) = first_non_finite(data) {
             return Err(Error::NonFiniteInput { index: i, value: data[i] });
         }
+        let groups = crate::kernels::threads::threads().min(n);
+        if groups == 1 || ws.observing() {
+            return self.run_images(data, n, [h, w], ws);
+        }
+        // Several images and threads: a contiguous group of images per
+        // thread, each run alone with its own workspace, as the f32 network
+        // does (one image's maps stay in the caches, a batch's do not).
+        let per_group = n.div_ceil(groups);
+        let image = 3 * h * w;
+        let parts: Vec<Result<Array2<f32>>> = ws
+            .children(groups)
+            .par_iter_mut()
+            .enumerate()
+            .map(|(g, ws)| {
+                let images = (g * per_group).min(n)..((g + 1) * per_group).min(n);
+                if images.is_empty() {
+                    return Ok(Array2::zeros((0, self.classes())));
+                }
+                let data = &data[images.start * image..images.end * image];
+                crate::kernels::threads::serially(|| self.run_images(data, images.len(), [h, w], ws))
+            })
+            .collect();
+        let parts = parts.into_iter().collect::<Result<Vec<_>>>()?;
+        let views: Vec<_> = parts.iter().map(Array2::view).collect();
+        Ok(ndarray::concatenate(ndarray::Axis(0), &views).expect("every part has the classes' columns"))
+    }
+}
+
+impl QuantNet {
+    /// The pass over `n` NCHW images of `h` x `w` in `data`, already checked.
+    fn run_images(&self, data: &[f32], n: usize, [h, w]: [usize; 2], ws: &mut Workspace) -> Result<Array2<f32>> {
         // Buffers from the workspace: after the first pass, none is allocated.
         let (sh, sw) = self.stem.out_hw(h, w);
         let mut len = n * sh * sw * self.stem.out_channels;

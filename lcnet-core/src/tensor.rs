@@ -172,8 +172,17 @@ impl Workspace {
 
     /// Whether stage outputs or times are being noted (which needs the
     /// whole batch to go through each layer together).
-    fn observing(&self) -> bool {
+    pub(crate) fn observing(&self) -> bool {
         self.recorded.is_some() || self.timings.is_some() || self.ranges.is_some()
+    }
+
+    /// `n` child workspaces, one per concurrent image group (made on first
+    /// use, kept for the next pass), for networks built at run time.
+    pub(crate) fn children(&mut self, n: usize) -> &mut [Workspace] {
+        if self.children.len() < n {
+            self.children.resize_with(n, Workspace::new);
+        }
+        &mut self.children[..n]
     }
 
     /// Starts noting the range of every layer's output (stem, depthwise,
