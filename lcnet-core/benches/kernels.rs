@@ -53,6 +53,23 @@ unsafe fn fma_chains_avx512(iters: u64) -> f32 {
     _mm512_reduce_add_ps(acc.iter().fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a)))
 }
 
+/// 12 independent chains of `vpdpbusd` (64 `u8 x i8` products each): this
+/// core's VNNI peak, which the int8 pointwise kernel is read against.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+unsafe fn dpbusd_chains(iters: u64) -> i32 {
+    use std::arch::x86_64::*;
+    let x = _mm512_set1_epi32(black_box(0x0102_0304));
+    let w = _mm512_set1_epi32(black_box(0x0101_0101));
+    let mut acc = [_mm512_setzero_si512(); 12];
+    for _ in 0..iters {
+        for a in acc.iter_mut() {
+            *a = _mm512_dpbusd_epi32(*a, x, w);
+        }
+    }
+    _mm512_reduce_add_epi32(acc.iter().fold(_mm512_setzero_si512(), |s, a| _mm512_add_epi32(s, *a)))
+}
+
 /// 16 independent chains of 4-lane FMAs: this core's NEON FMA peak (four
 /// FMA pipes of 4-cycle latency need 16 in flight).
 #[cfg(target_arch = "aarch64")]
@@ -92,6 +109,11 @@ fn peak(c: &mut Criterion) {
             g.throughput(Throughput::Elements(ITERS * 12 * 16 * 2));
             // SAFETY: AVX-512F is supported (checked above).
             g.bench_function("avx512_fma", |b| b.iter(|| unsafe { fma_chains_avx512(black_box(ITERS)) }));
+        }
+        if Isa::detect(Tier::Avx512Vnni).is_some() {
+            g.throughput(Throughput::Elements(ITERS * 12 * 64 * 2));
+            // SAFETY: AVX-512F and VNNI are supported (checked above).
+            g.bench_function("avx512vnni_dpbusd", |b| b.iter(|| unsafe { dpbusd_chains(black_box(ITERS)) }));
         }
     }
     g.finish();
