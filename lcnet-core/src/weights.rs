@@ -166,45 +166,39 @@ impl Checkpoint {
         expected: &[usize],
         alloc: impl FnOnce(usize) -> B,
     ) -> Result<B> {
-        let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
-            path: self.path.clone(),
-            name: name.to_string(),
-            expected: expected.to_vec(),
-        })?;
-        if info.shape != expected {
-            return Err(Error::ShapeMismatch {
-                path: self.path.clone(),
-                name: name.to_string(),
-                expected: expected.to_vec(),
-                got: info.shape.clone(),
-            });
-        }
+        let info = self.info_with_shape(name, expected)?;
         let mut out = alloc(expected.iter().product());
         self.decode_f32(name, info, &mut out)?;
         self.taken.insert(name.to_string());
         Ok(out)
     }
 
-    /// Takes tensor `name`, which must be I8 of shape `expected` (int8 weights).
-    pub fn take_i8(&mut self, name: &str, expected: &[usize]) -> Result<Vec<i8>> {
+    /// Tensor `name`'s entry, refused when absent or not of shape `expected`.
+    fn info_with_shape(&self, name: &str, expected: &[usize]) -> Result<&TensorInfo> {
         let info = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
             path: self.path.clone(),
             name: name.to_string(),
             expected: expected.to_vec(),
         })?;
-        if info.dtype != Dtype::I8 {
-            return Err(Error::WrongDtype {
-                path: self.path.clone(),
-                name: name.to_string(),
-                got: format!("{:?}", info.dtype),
-            });
-        }
         if info.shape != expected {
             return Err(Error::ShapeMismatch {
                 path: self.path.clone(),
                 name: name.to_string(),
                 expected: expected.to_vec(),
                 got: info.shape.clone(),
+            });
+        }
+        Ok(info)
+    }
+
+    /// Takes tensor `name`, which must be I8 of shape `expected` (int8 weights).
+    pub fn take_i8(&mut self, name: &str, expected: &[usize]) -> Result<Vec<i8>> {
+        let info = self.info_with_shape(name, expected)?;
+        if info.dtype != Dtype::I8 {
+            return Err(Error::WrongDtype {
+                path: self.path.clone(),
+                name: name.to_string(),
+                got: format!("{:?}", info.dtype),
             });
         }
         let (start, end) = info.data_offsets;
