@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::kernels::int8::dwconv::{self as q_dwconv, QDwWeights};
 use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
 use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
-use crate::kernels::int8::{quantize as to_u8, Requant, WEIGHT_MAX, WEIGHT_MIN};
+use crate::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{head, isa, se, stem, Activation};
 use crate::layers::{first_non_finite, load_conv_bn, load_head};
 use crate::weights::{to_bytes_with, TensorData};
@@ -50,12 +50,6 @@ impl Quant {
         }
         let scale = (hi - lo) / 255.0;
         Quant { scale, zero: (-lo / scale).round().clamp(0.0, 255.0) as u8 }
-    }
-
-    /// `y` to `u8` (a value at a time; the network uses the vectorised
-    /// [`requantise`]).
-    pub fn quantize(self, y: f32) -> u8 {
-        to_u8(y, 1.0 / self.scale, f32::from(self.zero))
     }
 }
 
