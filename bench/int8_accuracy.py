@@ -19,7 +19,6 @@ import argparse
 import glob
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -31,13 +30,7 @@ from PIL import Image, ImageFilter
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-
-def cpu_name():
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
+from serve_compare import cpu_name  # noqa: E402  (bench/ is this script's folder)
 
 
 def render(out, pages, seed):
