@@ -222,7 +222,7 @@ fn depthwise_int8(c: &mut Criterion) {
         let (oh, ow) = p.out_hw(hw, hw);
         let x: Vec<u8> = (0..hw * hw * ch).map(|i| (i * 7 % 251) as u8).collect();
         let mut out = vec![0u8; oh * ow * ch];
-        let mut scratch = vec![0.0; x.len() + out.len()];
+        let mut scratch = vec![0.0; pool.install(|| p.scratch_len(1, hw, hw))];
         g.throughput(Throughput::Elements(2 * (oh * ow * ch * k * k) as u64));
         for isa in Isa::all_supported() {
             g.bench_function(format!("{}/{hw}x{hw}x{ch}k{k}s{s}", isa.name()), |b| {

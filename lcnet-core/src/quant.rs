@@ -383,7 +383,7 @@ impl QuantNet {
                     let (oh, ow) = p.out_hw(h, w);
                     let out_len = n * oh * ow * p.channels();
                     let mut y = ws.take_bytes(out_len);
-                    real.reuse(len + out_len);
+                    real.reuse(p.scratch_len(n, h, w));
                     q_dwconv::run(p, &x[..len], n, h, w, &mut y[..out_len], &mut real);
                     ws.give_bytes(std::mem::replace(&mut x, y));
                     (len, h, w, q) = (out_len, oh, ow, *out);

@@ -189,17 +189,33 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
         (5, 13, 17, 3, [2, 1]),
         (14, 14, 256, 5, [1, 1]),
         (9, 10, 72, 5, [2, 2]),
+        (23, 6, 16, 5, [2, 2]),
+        (21, 5, 8, 3, [1, 1]),
+        (19, 6, 8, 3, [2, 2]),
     ] {
         // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
         let (wt, zx, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]);
-        let x: Vec<u8> = (0..h * w * c).map(|_| (rng.next_u64() % 256) as u8).collect();
-        let want = dw_reference(&x, [h, w, c], &wt, k, stride, zx, &rq);
+        // Two images: the kernel works in blocks of rows that must not
+        // mix them up, split over two threads or one.
+        let x: Vec<u8> = (0..2 * h * w * c).map(|_| (rng.next_u64() % 256) as u8).collect();
+        let (first, second) = x.split_at(h * w * c);
+        let mut want = dw_reference(first, [h, w, c], &wt, k, stride, zx, &rq);
+        want.extend(dw_reference(second, [h, w, c], &wt, k, stride, zx, &rq));
         let packed = QDwWeights::pack(&wt, k, stride, zx, &rq);
-        for &isa in &Isa::all_supported() {
+        for (&isa, threads) in Isa::all_supported().iter().flat_map(|isa| [(isa, 1), (isa, 2)]) {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
             let mut got = vec![0u8; want.len()];
-            run_isa(isa, &packed, &x, 1, h, w, &mut got, &mut vec![0.0; x.len() + want.len()]);
+            pool.install(|| {
+                let mut scratch = vec![0.0; packed.scratch_len(2, h, w)];
+                run_isa(isa, &packed, &x, 2, h, w, &mut got, &mut scratch)
+            });
             if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
-                panic!("{}: {h}x{w}x{c} k{k} {stride:?}: output {i} is {}, expected {}", isa.name(), got[i], want[i]);
+                panic!(
+                    "{} on {threads} threads: 2x{h}x{w}x{c} k{k} {stride:?}: output {i} is {}, expected {}",
+                    isa.name(),
+                    got[i],
+                    want[i]
+                );
             }
         }
     }

@@ -62,20 +62,25 @@ pub fn run_isa(isa: Isa, p: &DwWeights, input: &[f32], batch: usize, h: usize, w
     debug_assert_eq!(out.len(), batch * oh * ow * c);
     super::threads::for_each_chunk(out, ow * c, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
-        let image = &input[img * h * w * c..][..h * w * c];
-        match isa.tier() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: an `Isa` holds only a detected tier; AVX-512 implies AVX2 + FMA.
-            Tier::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: NEON is in every aarch64 CPU.
-            Tier::Neon => unsafe { simd::dw_row_neon(p, image, h, w, oy, out_row) },
-            _ => dw_row(Isa::SCALAR, p, image, h, w, oy, out_row),
-        }
+        row_isa(isa, p, &input[img * h * w * c..][..h * w * c], h, w, oy, out_row);
     });
+}
+
+/// Output row `oy` of one NHWC image of `h` x `w` on a given ISA: `image`
+/// holds at least `h * w * channels` values, `out_row` one row's.
+pub(crate) fn row_isa(isa: Isa, p: &DwWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+    match isa.tier() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Isa` holds only a detected tier; AVX-512 implies AVX2 + FMA.
+        Tier::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is in every aarch64 CPU.
+        Tier::Neon => unsafe { simd::dw_row_neon(p, image, h, w, oy, out_row) },
+        _ => dw_row(Isa::SCALAR, p, image, h, w, oy, out_row),
+    }
 }
 
 /// Hand-vectorised rows, one body for AVX2, AVX-512 and NEON (generic over

@@ -52,6 +52,39 @@ where
     }
 }
 
+/// How many parts [`for_each_part`] splits `rows` rows into: one per
+/// thread the kernels may use, at most one per row.
+pub(crate) fn parts(rows: usize) -> usize {
+    threads().min(rows).max(1)
+}
+
+/// `f(first_row, part, scratch)` over [`parts`] contiguous runs of the
+/// `row_len`-value rows of `out`, in parallel, each with its own
+/// `scratch_per_part` values of `scratch` (which holds at least
+/// `parts(rows) * scratch_per_part`): for kernels that stage a few rows in
+/// a buffer of their own before they store them.
+pub(crate) fn for_each_part<T: Send, S: Send, F>(
+    out: &mut [T],
+    row_len: usize,
+    scratch: &mut [S],
+    scratch_per_part: usize,
+    f: F,
+) where
+    F: Fn(usize, &mut [T], &mut [S]) + Send + Sync,
+{
+    let rows = out.len() / row_len.max(1);
+    let parts = parts(rows);
+    assert!(scratch_per_part > 0 && scratch.len() >= parts * scratch_per_part, "scratch for {parts} parts");
+    if parts == 1 {
+        return f(0, out, &mut scratch[..scratch_per_part]);
+    }
+    let per_part = rows.div_ceil(parts);
+    out.par_chunks_mut(per_part * row_len)
+        .zip(scratch.par_chunks_mut(scratch_per_part))
+        .enumerate()
+        .for_each(|(i, (part, scratch))| f(i * per_part, part, scratch));
+}
+
 /// Runs `f` on this rayon worker while the pool's other threads spin,
 /// looking for the tasks `f`'s kernels split off, until `f` returns.
 ///

@@ -4,12 +4,19 @@
 //! The taps of one channel are not neighbours in memory, so neither
 //! `vpdpbusd` nor `vpmaddubsw` fits; widening and multiplying in `i32` costs
 //! three or four instructions per 16 products where the f32 kernel needs one
-//! fused multiply-add. Instead the input is widened once, to `f32` values
-//! `x - zero` (exact), and the f32 depthwise kernel runs with the integer
+//! fused multiply-add. Instead the input is widened to `f32` values `x -
+//! zero` (exact), and the f32 depthwise kernel runs with the integer
 //! weights as `f32`. Every product and every partial sum is then an integer
 //! below `25 x 255 x 127 < 2^24`, which `f32` holds exactly, so the sums are
 //! the exact integer sums whatever the tier, the order or the fused
-//! multiply-adds. A last pass requantises them to `u8` ([`Requant`]).
+//! multiply-adds. They are requantised to `u8` ([`Requant`]) at once.
+//!
+//! The work goes a few output rows at a time ([`ROWS`]): the input rows
+//! they read are widened into a small buffer, the f32 kernel writes their
+//! sums into another, and those are requantised into the output, all while
+//! the buffers are in the first-level cache. (Widening the whole input and
+//! requantising the whole output in passes of their own moved four times the
+//! `u8` maps' bytes through memory and cost as much as the convolution.)
 //!
 //! Padding needs nothing: the f32 kernel skips padded taps, and a padded
 //! input is a real 0, which is `x - zero = 0` here.
@@ -18,7 +25,7 @@ use super::requantise::{requantise, Requantiser};
 use super::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::dispatch::Fma;
 use crate::kernels::dwconv::{self, DwWeights};
-use crate::kernels::threads::for_each_chunk;
+use crate::kernels::threads::{for_each_part, parts};
 use crate::kernels::{Activation, Isa};
 
 /// int8 depthwise weights (as exact `f32` integers for the f32 kernel) and
@@ -65,9 +72,27 @@ impl QDwWeights {
     }
 }
 
+/// Output rows computed together (see the module's documentation).
+const ROWS: usize = 4;
+
+impl QDwWeights {
+    /// `f32` scratch values [`run`] needs for `batch` images of `h` x `w`.
+    pub fn scratch_len(&self, batch: usize, h: usize, w: usize) -> usize {
+        let (oh, _) = self.out_hw(h, w);
+        parts(batch * oh) * self.scratch_per_part(w)
+    }
+
+    /// Widened input rows of one block (with up to `stride - 1` rows before
+    /// the first, see `run_isa`), then the block's sums.
+    fn scratch_per_part(&self, w: usize) -> usize {
+        let (k, s, c) = (self.sums.kernel, self.sums.stride[0], self.channels());
+        let (_, ow) = self.out_hw(1, w);
+        ((ROWS - 1) * s + k + s - 1) * w * c + ROWS * ow * c
+    }
+}
+
 /// Runs the convolution on `batch` NHWC images of `h` x `w`, on the best
-/// tier; `scratch` holds the widened input and the sums: at least
-/// `input.len() + out.len()` values.
+/// tier; `scratch` holds at least [`QDwWeights::scratch_len`] values.
 pub fn run(p: &QDwWeights, input: &[u8], batch: usize, h: usize, w: usize, out: &mut [u8], scratch: &mut [f32]) {
     run_isa(crate::kernels::isa(), p, input, batch, h, w, out, scratch)
 }
@@ -91,15 +116,38 @@ pub fn run_isa(
     if out.is_empty() {
         return;
     }
-    assert!(scratch.len() >= input.len() + out.len(), "int8 depthwise scratch size");
-    let (widened, sums) = scratch.split_at_mut(input.len());
-    let sums = &mut sums[..out.len()];
-    // Both passes by rows, over the threads as the convolution between them.
-    let row = w * c;
-    for_each_chunk(widened, row, |y, widened| widen(isa, &input[y * row..][..widened.len()], p.zero_in, widened));
-    dwconv::run_isa(isa, &p.sums, widened, batch, h, w, sums);
-    let row = ow * c;
-    for_each_chunk(out, row, |y, out| requantise(isa, &p.requant, &sums[y * row..][..out.len()], out));
+    assert!(scratch.len() >= p.scratch_len(batch, h, w), "int8 depthwise scratch size");
+    let (k, s) = (p.sums.kernel, p.sums.stride[0]);
+    let pad = (k - 1) / 2;
+    let (in_row, out_row) = (w * c, ow * c);
+    let per_part = p.scratch_per_part(w);
+    for_each_part(out, out_row, scratch, per_part, |first, out, scratch| {
+        let (widened, sums) = scratch.split_at_mut(per_part - ROWS * out_row);
+        let mut row = first;
+        let mut out = out;
+        while !out.is_empty() {
+            // Output rows oy..oy_end of image `img`: a block never spans two images.
+            let (img, oy) = (row / oh, row % oh);
+            let oy_end = oh.min(oy + ROWS).min(oy + out.len() / out_row);
+            let rows = oy_end - oy;
+            // The input rows they read, from a multiple of the stride so that
+            // the kernel's row arithmetic on the buffer stays exact: buffer
+            // row `r` is image row `lo + r`, output row `oy` there is
+            // `oy - lo / s`.
+            let lo = (oy * s).saturating_sub(pad) / s * s;
+            let hi = h.min((oy_end - 1) * s + k - pad);
+            let image = &input[img * h * in_row..][..h * in_row];
+            let window = &mut widened[..(hi - lo) * in_row];
+            widen(isa, &image[lo * in_row..hi * in_row], p.zero_in, window);
+            let (block, rest) = std::mem::take(&mut out).split_at_mut(rows * out_row);
+            let block_sums = &mut sums[..rows * out_row];
+            for (i, sums_row) in block_sums.chunks_exact_mut(out_row).enumerate() {
+                dwconv::row_isa(isa, &p.sums, window, hi - lo, w, oy + i - lo / s, sums_row);
+            }
+            requantise(isa, &p.requant, block_sums, block);
+            (out, row) = (rest, row + rows);
+        }
+    });
 }
 
 crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: i32, out: &mut [f32]) => widen_body);
