@@ -22,17 +22,24 @@ fn reference(x: &[u8], w: &[i8], k: usize, in_zero: u8, rq: &Requant) -> Vec<u8>
                 .zip(&w[o * k..(o + 1) * k])
                 .map(|(&x, &w)| (i32::from(x) - i32::from(in_zero)) * i32::from(w))
                 .sum();
-            let real = sum as f32 * rq.scale[o] + rq.bias[o];
-            let y = match rq.act {
-                Activation::None => real,
-                Activation::HardSwish => real * (real + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0),
-                other => panic!("not used here: {other:?}"),
-            };
-            let q = (y * (1.0 / rq.out_scale) + f32::from(rq.out_zero)).clamp(0.0, 255.0);
-            out.push(q.round_ties_even() as u8);
+            out.push(requantised(sum, o, rq));
         }
     }
     out
+}
+
+/// Channel `o`'s output for `sum`, as `Requant` defines it: fused
+/// multiply-adds, the activation folded into the last one.
+fn requantised(sum: i32, o: usize, rq: &Requant) -> u8 {
+    let y = (sum as f32).mul_add(rq.scale[o], rq.bias[o]);
+    let inv = 1.0 / rq.out_scale;
+    let zero = f32::from(rq.out_zero);
+    let v = match rq.act {
+        Activation::None => y.mul_add(inv, zero),
+        Activation::HardSwish => y.mul_add((y + 3.0).clamp(0.0, 6.0) * (inv / 6.0), zero),
+        other => panic!("not used here: {other:?}"),
+    };
+    v.clamp(0.0, 255.0).round_ties_even() as u8
 }
 
 /// Random weights in `lo..=hi`, an input zero point and a requantisation.
@@ -167,10 +174,7 @@ fn dw_reference(
                         sum += (at(y, xx, ch) - i32::from(zx)) * i32::from(wt[ch * k * k + ky * k + kx]);
                     }
                 }
-                let real = sum as f32 * rq.scale[ch] + rq.bias[ch];
-                let y = real * (real + 3.0).clamp(0.0, 6.0) * (1.0 / 6.0);
-                let q = (y * (1.0 / rq.out_scale) + f32::from(rq.out_zero)).clamp(0.0, 255.0);
-                out[(oy * ow + ox) * c + ch] = q.round_ties_even() as u8;
+                out[(oy * ow + ox) * c + ch] = requantised(sum, ch, rq);
             }
         }
     }
@@ -218,5 +222,37 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
                 );
             }
         }
+    }
+}
+
+#[test]
+fn requantisation_fuses_the_first_multiply_add_on_every_tier() {
+    use lcnet_core::__private::kernels::int8::requantise::{requantise, Requantiser};
+    // Per channel: a sum and a scale whose product is about 1000 and not an
+    // f32, and the bias that puts the product rounded to f32 exactly on
+    // 100.5. Rounded twice (multiply, then add) a channel gives 100.5,
+    // which rounds to even, 100; fused it gives the exact value, just
+    // above 100.5: 101. Outputs of scale 1 and zero point 0 keep the rest
+    // exact.
+    let mut rng = Rng::new(17);
+    let (mut sums, mut scale, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+    while sums.len() < 37 {
+        let sum = 600.0 + (rng.next_u64() % 300) as f32;
+        let s = 1.0 + (rng.next_u64() % (1 << 20)) as f32 / (1 << 21) as f32;
+        let exact = f64::from(sum) * f64::from(s);
+        if exact - f64::from(sum * s) <= f64::powi(2.0, -17) {
+            continue; // fused, 100.5 plus what rounding lost must pass the next f32
+        }
+        sums.push(sum);
+        scale.push(s);
+        bias.push(100.5 - sum * s);
+    }
+    let c = sums.len();
+    let rq = Requant { scale, bias, act: Activation::None, out_scale: 1.0, out_zero: 0 };
+    let p = Requantiser::new(&rq);
+    for &isa in &Isa::all_supported() {
+        let mut out = vec![0u8; c];
+        requantise(isa, &p, &sums, &mut out);
+        assert_eq!(out, vec![101u8; c], "{}", isa.name());
     }
 }

@@ -6,6 +6,9 @@ use std::arch::x86_64::*;
 use crate::kernels::simd::avx2::Ymm;
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::simd::Vector;
+use crate::kernels::Activation;
+
+use super::OutQuant;
 
 /// A register of `i32` sums and what the int8 kernels do with it.
 ///
@@ -29,8 +32,8 @@ pub trait Dot: Copy {
     unsafe fn dot(self, x: Self, w: Self) -> Self;
     /// The lanes as `f32` (rounded to nearest, ties to even).
     unsafe fn to_f32(self) -> Self::F;
-    /// `f`'s lanes, already in `0..=255`, rounded to nearest (ties to even)
-    /// and stored as `LANES` bytes at `p`.
+    /// `f`'s lanes, at least 0, capped at 255, rounded to nearest (ties to
+    /// even) and stored as `LANES` bytes at `p`.
     unsafe fn store_u8(f: Self::F, p: *mut u8);
 }
 
@@ -162,9 +165,9 @@ impl Dot for Avx2Ymm {
     #[inline(always)]
     unsafe fn store_u8(f: Ymm, p: *mut u8) {
         unsafe {
-            // Eight i32 in 0..=255, narrowed (no saturation happens) to
-            // eight bytes.
-            let q = _mm256_cvtps_epi32(f.0);
+            // At most 255 first (`cvtps` turns values past `i32` into a
+            // negative one), then eight i32 in 0..=255 narrowed to bytes.
+            let q = _mm256_cvtps_epi32(_mm256_min_ps(f.0, _mm256_set1_ps(255.0)));
             let words = _mm_packus_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
             _mm_storel_epi64(p.cast(), _mm_packus_epi16(words, words));
         }
@@ -253,9 +256,9 @@ impl Dot for Avx2YmmWide {
 
 /// The store every int8 kernel ends with, for `LANES` channels: `sums`
 /// (as `f32`) times `scale` plus `bias` (per-channel values at those
-/// pointers), the activation, then `u8` with the output's `1 / scale` and
-/// zero point, to `dst`. The operations and their order are
-/// [`Requant`](super::Requant)'s.
+/// pointers), the activation and the output's quantisation folded into one
+/// more multiply-add, then `u8` to `dst`. The operations and their order are
+/// [`OutQuant::apply`]'s.
 ///
 /// # Safety
 /// As for [`Dot`]'s methods: the ISA, and `LANES` values at each pointer.
@@ -263,40 +266,54 @@ impl Dot for Avx2YmmWide {
 pub unsafe fn requantise<D: Dot>(sums: D::F, scale: *const f32, bias: *const f32, out: &Output<D::F>, dst: *mut u8) {
     // SAFETY: forwarded from the caller.
     unsafe {
-        let y = sums.mul(D::F::load(scale)).add(D::F::load(bias)).act(out.act);
-        D::store_u8(y.mul(out.inv_scale).add(out.zero).max(D::F::zero()).min(out.ceiling), dst);
+        let y = D::F::mul_add(sums, D::F::load(scale), D::F::load(bias));
+        let zero = D::F::zero();
+        let v = match out.act {
+            Activation::None => D::F::mul_add(y, out.factor, out.zero),
+            Activation::Relu => D::F::mul_add(y.max(zero), out.factor, out.zero),
+            Activation::Relu6 => D::F::mul_add(y.max(zero).min(out.six), out.factor, out.zero),
+            Activation::HardSwish => {
+                let t = y.add(out.three).max(zero).min(out.six);
+                D::F::mul_add(y, t.mul(out.factor), out.zero)
+            }
+        };
+        D::store_u8(v.max(zero), dst);
     }
 }
 
-/// The output's quantisation in registers, made once per tile or row.
+/// An [`OutQuant`] in registers, made once per tile or row.
 #[derive(Clone, Copy)]
 pub struct Output<F> {
-    act: crate::kernels::Activation,
-    inv_scale: F,
+    act: Activation,
+    factor: F,
     zero: F,
-    ceiling: F,
+    three: F,
+    six: F,
 }
 
 impl<F: Vector> Output<F> {
-    /// `act`, then `1 / out_scale` and the zero point, in every lane.
+    /// `q`'s values in every lane.
     ///
     /// # Safety
     /// The ISA of `F`.
     #[inline(always)]
-    pub unsafe fn new(act: crate::kernels::Activation, inv_scale: f32, zero: f32) -> Self {
+    pub unsafe fn new(q: &OutQuant) -> Self {
         // SAFETY: forwarded from the caller.
         unsafe {
             Output {
-                act,
-                inv_scale: F::splat_value(inv_scale),
-                zero: F::splat_value(zero),
-                ceiling: F::splat_value(255.0),
+                act: q.act,
+                factor: F::splat_value(q.factor),
+                zero: F::splat_value(q.zero),
+                three: F::splat_value(3.0),
+                six: F::splat_value(6.0),
             }
         }
     }
 }
 
-/// Sixteen `f32` in `0..=255`, rounded to nearest even, as 16 bytes at `p`.
+/// Sixteen `f32` of at least 0, rounded to nearest even, as 16 bytes at
+/// `p`: `vpmovusdb` caps them at 255 (a value past `i32`, which `cvtps`
+/// turns into `0x8000_0000`, too).
 #[inline(always)]
 unsafe fn store_u8_zmm(f: Zmm, p: *mut u8) {
     // SAFETY: forwarded from the caller (AVX-512F, 16 bytes at `p`).

@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
-use super::{quantize, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
-use crate::kernels::{Activation, Isa, Tier};
+use super::{OutQuant, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
+use crate::kernels::{Isa, Tier};
 
 /// Output channels per packed panel.
 pub const NR: usize = 16;
@@ -33,11 +33,7 @@ pub struct QPwWeights {
     scale: Vec<f32>,
     /// Per output channel, padded: [`Requant::bias`].
     bias: Vec<f32>,
-    /// `1 / out_scale`.
-    inv_out_scale: f32,
-    /// The output's zero point, as `f32`.
-    out_zero: f32,
-    act: Activation,
+    out: OutQuant,
     in_channels: usize,
     out_channels: usize,
     /// Every weight in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` is exact.
@@ -80,9 +76,7 @@ impl QPwWeights {
             start,
             scale: padded(&requant.scale),
             bias: padded(&requant.bias),
-            inv_out_scale: 1.0 / requant.out_scale,
-            out_zero: f32::from(requant.out_zero),
-            act: requant.act,
+            out: requant.out_quant(),
             in_channels: k,
             out_channels: n,
             narrow: oi.iter().all(|w| (NARROW_MIN..=NARROW_MAX).contains(w)),
@@ -107,8 +101,7 @@ impl QPwWeights {
     /// Output `o` of a sum, as every tier computes it.
     #[inline(always)]
     fn requantise(&self, o: usize, sum: i32) -> u8 {
-        let y = self.act.apply(sum as f32 * self.scale[o] + self.bias[o]);
-        quantize(y, self.inv_out_scale, self.out_zero)
+        self.out.apply((sum as f32).mul_add(self.scale[o], self.bias[o]))
     }
 }
 
@@ -343,7 +336,7 @@ mod simd {
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
                 });
             }
-            let output = Output::<D::F>::new(p.act, p.inv_out_scale, p.out_zero);
+            let output = Output::<D::F>::new(&p.out);
             let full = cols == J * lanes;
             unrolled!(r < R => {
                 let dst = c.as_mut_ptr().add(r * ldc);

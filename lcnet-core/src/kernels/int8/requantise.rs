@@ -2,9 +2,9 @@
 //! store of the int8 depthwise convolution, and the quantisation of the
 //! f32 stem's and SE's outputs.
 
-use super::{quantize, Requant};
+use super::{OutQuant, Requant};
 use crate::kernels::dispatch::Fma;
-use crate::kernels::{Activation, Isa, Tier};
+use crate::kernels::{Isa, Tier};
 
 /// A [`Requant`] ready to apply: per-channel scales and biases, the
 /// activation, `1 / out_scale` and the zero point.
@@ -12,21 +12,13 @@ use crate::kernels::{Activation, Isa, Tier};
 pub struct Requantiser {
     scale: Vec<f32>,
     bias: Vec<f32>,
-    act: Activation,
-    inv_out_scale: f32,
-    out_zero: f32,
+    out: OutQuant,
 }
 
 impl Requantiser {
     /// From the definition.
     pub fn new(r: &Requant) -> Self {
-        Requantiser {
-            scale: r.scale.clone(),
-            bias: r.bias.clone(),
-            act: r.act,
-            inv_out_scale: 1.0 / r.out_scale,
-            out_zero: f32::from(r.out_zero),
-        }
+        Requantiser { scale: r.scale.clone(), bias: r.bias.clone(), out: r.out_quant() }
     }
 
     /// Channels per pixel.
@@ -56,7 +48,7 @@ fn requantise_channels(p: &Requantiser, sums: &[f32], out: &mut [u8], from: usiz
     let c = p.channels();
     for (pixel, sums) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
         for ch in from..c {
-            pixel[ch] = quantize(p.act.apply(sums[ch] * p.scale[ch] + p.bias[ch]), p.inv_out_scale, p.out_zero);
+            pixel[ch] = p.out.apply(sums[ch].mul_add(p.scale[ch], p.bias[ch]));
         }
     }
 }
@@ -95,7 +87,7 @@ mod simd {
         // SAFETY: the ISA is the caller's; blocks end at `whole <= c`
         // inside each pixel, and `scale`, `bias` hold `c` values.
         unsafe {
-            let output = Output::<D::F>::new(p.act, p.inv_out_scale, p.out_zero);
+            let output = Output::<D::F>::new(&p.out);
             for (pixel, s) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
                 for cb in (0..whole).step_by(lanes) {
                     let sums = <D::F as Vector>::load(s.as_ptr().add(cb));
