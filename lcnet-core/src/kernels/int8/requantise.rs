@@ -67,7 +67,7 @@ mod simd {
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     pub unsafe fn requantise_avx512(p: &Requantiser, sums: &[f32], out: &mut [u8]) {
         // SAFETY: the features are enabled.
-        unsafe { rows::<BwZmm>(p, sums, out) }
+        unsafe { rows::<BwZmm, Avx2Ymm>(p, sums, out) }
     }
 
     /// # Safety
@@ -75,29 +75,39 @@ mod simd {
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn requantise_avx2(p: &Requantiser, sums: &[f32], out: &mut [u8]) {
         // SAFETY: the features are enabled.
-        unsafe { rows::<Avx2Ymm>(p, sums, out) }
+        unsafe { rows::<Avx2Ymm, Avx2Ymm>(p, sums, out) }
     }
 
+    /// Blocks of `D`'s lanes, then of `T`'s (8-lane registers after
+    /// 16-lane ones: x0.25's 8-channel maps), then one value at a time.
     #[inline(always)]
-    unsafe fn rows<D: Dot>(p: &Requantiser, sums: &[f32], out: &mut [u8]) {
+    unsafe fn rows<D: Dot, T: Dot>(p: &Requantiser, sums: &[f32], out: &mut [u8]) {
         let c = p.channels();
-        let lanes = <D::F as Vector>::LANES;
+        let (lanes, tail_lanes) = (<D::F as Vector>::LANES, <T::F as Vector>::LANES);
         let whole = c / lanes * lanes;
+        let tail = whole + (c - whole) / tail_lanes * tail_lanes;
         debug_assert_eq!(sums.len(), out.len());
-        // SAFETY: the ISA is the caller's; blocks end at `whole <= c`
-        // inside each pixel, and `scale`, `bias` hold `c` values.
+        // SAFETY: the ISA is the caller's (`T`'s is part of `D`'s); blocks
+        // end at `tail <= c` inside each pixel, and `scale`, `bias` hold `c`
+        // values.
         unsafe {
             let output = Output::<D::F>::new(&p.out);
+            let tail_output = Output::<T::F>::new(&p.out);
             for (pixel, s) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
                 for cb in (0..whole).step_by(lanes) {
                     let sums = <D::F as Vector>::load(s.as_ptr().add(cb));
                     let (scale, bias) = (p.scale.as_ptr().add(cb), p.bias.as_ptr().add(cb));
                     requantise::<D>(sums, scale, bias, &output, pixel.as_mut_ptr().add(cb));
                 }
+                for cb in (whole..tail).step_by(tail_lanes) {
+                    let sums = <T::F as Vector>::load(s.as_ptr().add(cb));
+                    let (scale, bias) = (p.scale.as_ptr().add(cb), p.bias.as_ptr().add(cb));
+                    requantise::<T>(sums, scale, bias, &tail_output, pixel.as_mut_ptr().add(cb));
+                }
             }
         }
-        if whole < c {
-            requantise_channels(p, sums, out, whole);
+        if tail < c {
+            requantise_channels(p, sums, out, tail);
         }
     }
 }
