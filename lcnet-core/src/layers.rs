@@ -287,9 +287,17 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
     }
 }
 
+/// Head weights an int8 checkpoint stores quantised, back in f32: the
+/// conv's `[hidden, in]` (if the head has one) and the fc's `[features,
+/// classes]` with the number of classes.
+pub(crate) struct DequantizedHead {
+    pub conv: Option<Vec<f32>>,
+    pub fc: (Vec<f32>, usize),
+}
+
 /// [`Head::load`] for channel counts known only at run time (`hidden` 0:
-/// no head conv), the conv's `[hidden, in]` weight from `conv_weight` when
-/// given (an int8 checkpoint stores it quantised).
+/// no head conv), with the weights of `dequantized` instead of the
+/// checkpoint's f32 ones when given.
 pub(crate) fn load_head(
     ck: &mut Checkpoint,
     [conv, fc]: [&str; 2],
@@ -297,8 +305,12 @@ pub(crate) fn load_head(
     dropout_scale: f32,
     bias: bool,
     [in_channels, hidden]: [usize; 2],
-    conv_weight: Option<Vec<f32>>,
+    dequantized: Option<DequantizedHead>,
 ) -> Result<head::HeadWeights> {
+    let (conv_weight, fc_weight) = match dequantized {
+        Some(DequantizedHead { conv, fc }) => (conv, Some(fc)),
+        None => (None, None),
+    };
     let features = if hidden == 0 { in_channels } else { hidden };
     let (conv_w, conv_bias) = if hidden == 0 {
         (AlignedVec::default(), Vec::new())
@@ -314,13 +326,30 @@ pub(crate) fn load_head(
         let b = if bias || ck.shape(&bias_name).is_some() { ck.take(&bias_name, &[hidden])? } else { Vec::new() };
         (packed, b)
     };
-    let fc_name = format!("{fc}.weight");
-    let classes = match ck.shape(&fc_name) {
+    let (mut fc_w, classes) = match fc_weight {
+        Some((w, classes)) => {
+            assert_eq!(w.len(), features * classes, "the caller takes the fc weight by shape");
+            (AlignedVec::from(w), classes)
+        }
+        None => {
+            let classes = fc_classes(ck, &format!("{fc}.weight"), features)?;
+            (ck.take_aligned(&format!("{fc}.weight"), &[features, classes])?, classes)
+        }
+    };
+    fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
+    let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
+    Ok(head::HeadWeights { conv: conv_w, conv_bias, in_channels, hidden, act, fc: fc_w, fc_bias })
+}
+
+/// Classes of the fc weight `fc_name`, `[features, classes]` (Paddle's
+/// Linear layout).
+pub(crate) fn fc_classes(ck: &Checkpoint, fc_name: &str, features: usize) -> Result<usize> {
+    let classes = match ck.shape(fc_name) {
         Some([rows, classes]) if *rows == features && *classes > 0 => *classes,
         Some(got) => {
             return Err(Error::UnusableWeights {
                 path: ck.path().to_path_buf(),
-                name: fc_name.clone(),
+                name: fc_name.to_string(),
                 reason: format!(
                     "tensor `{fc_name}` has shape {got:?}, expected [{features}, classes] with classes >= 1"
                 ),
@@ -329,15 +358,12 @@ pub(crate) fn load_head(
         None => {
             return Err(Error::MissingTensor {
                 path: ck.path().to_path_buf(),
-                name: fc_name,
+                name: fc_name.to_string(),
                 expected: vec![features, 0],
             })
         }
     };
-    let mut fc_w = ck.take_aligned(&fc_name, &[features, classes])?;
-    fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
-    let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
-    Ok(head::HeadWeights { conv: conv_w, conv_bias, in_channels, hidden, act, fc: fc_w, fc_bias })
+    Ok(classes)
 }
 
 #[cfg(test)]

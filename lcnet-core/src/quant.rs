@@ -17,7 +17,7 @@ use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
 use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
 use crate::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{head, isa, se, stem, Activation};
-use crate::layers::{first_non_finite, load_conv_bn, load_head};
+use crate::layers::{fc_classes, first_non_finite, load_conv_bn, load_head, DequantizedHead};
 use crate::weights::{to_bytes_with, TensorData};
 use crate::{Checkpoint, Error, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace};
 
@@ -137,8 +137,16 @@ pub fn quantize(
     if let Some(shape) = ck.shape("last_conv.weight").map(<[usize]>::to_vec) {
         store_int8(ck, &mut f32s, &mut i8s, "last_conv", &shape)?;
     }
+    // The fc ([features, classes], Paddle's Linear layout) per class: at
+    // 1000 classes it is most of the file.
+    if let Some(&[features, classes]) = ck.shape("fc.weight") {
+        let w = ck.take("fc.weight", &[features, classes])?;
+        let (q, scales) = quantize_weights(&transpose(&w, features, classes), classes);
+        i8s.push(("fc.qweight".into(), vec![features, classes], transpose(&q, classes, features)));
+        f32s.push(("fc.wscale".into(), vec![classes], scales));
+    }
     for name in ck.names().into_iter().map(str::to_string).collect::<Vec<_>>() {
-        if name == "last_conv.bias" || name.starts_with("fc.") {
+        if name == "last_conv.bias" || name == "fc.bias" {
             let shape = ck.shape(&name).expect("listed").to_vec();
             copy(ck, &mut f32s, name, shape)?;
         }
@@ -169,6 +177,20 @@ fn store_int8(
     i8s.push((format!("{prefix}.qweight"), shape.to_vec(), q));
     f32s.push((format!("{prefix}.wscale"), vec![shape[0]], scales));
     Ok(())
+}
+
+/// `rows x cols` values, row-major, as `cols x rows`.
+fn transpose<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
+    (0..cols * rows).map(|i| x[(i % rows) * cols + i / rows]).collect()
+}
+
+/// The fc weight stored per class by [`quantize`], back in f32, and the
+/// number of classes.
+fn take_fc_dequantized(ck: &mut Checkpoint, features: usize) -> Result<(Vec<f32>, usize)> {
+    let classes = fc_classes(ck, "fc.qweight", features)?;
+    let q = take_weights(ck, "fc", &[features, classes])?;
+    let scales = ck.take("fc.wscale", &[classes])?;
+    Ok((q.iter().enumerate().map(|(i, &q)| f32::from(q) * scales[i % classes]).collect(), classes))
 }
 
 /// [`store_int8`]'s weights back in f32.
@@ -258,8 +280,19 @@ impl QuantNet {
         let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
         let last = observed_layers(info).last().map_or(0, |l| l.out_channels);
         let hidden = head_info.map_or(0, |l| l.out_channels);
-        let conv = if hidden > 0 { Some(take_dequantized(ck, "last_conv", &[hidden, last, 1, 1])?) } else { None };
-        let head = load_head(ck, ["last_conv", "fc"], act, info.dropout_scale, info.head_bias, [last, hidden], conv)?;
+        let dequantized = DequantizedHead {
+            conv: if hidden > 0 { Some(take_dequantized(ck, "last_conv", &[hidden, last, 1, 1])?) } else { None },
+            fc: take_fc_dequantized(ck, if hidden > 0 { hidden } else { last })?,
+        };
+        let head = load_head(
+            ck,
+            ["last_conv", "fc"],
+            act,
+            info.dropout_scale,
+            info.head_bias,
+            [last, hidden],
+            Some(dequantized),
+        )?;
         ck.finish(info.name)?;
         let stages: Vec<&str> =
             observed_layers(info).skip(1).map(|l| l.name.split('.').next().unwrap_or(l.name)).collect();
