@@ -46,12 +46,12 @@ WORDS = (
 ).split()
 
 
-def render(out_dir, count):
+def render(out_dir, count, seed=20261203):
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
     import numpy as np
 
     os.makedirs(out_dir, exist_ok=True)
-    rng = random.Random(20261203)
+    rng = random.Random(seed)
     for i in range(count):
         font = ImageFont.truetype(FONTS[i % len(FONTS)], rng.choice([14, 18, 24, 32]))
         text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(2, 7)))
@@ -150,6 +150,7 @@ def main():
     r = sub.add_parser("render")
     r.add_argument("out")
     r.add_argument("--count", type=int, default=16, help="lines (each written upright and turned 180)")
+    r.add_argument("--seed", type=int, default=20261203, help="another seed, other lines (the default makes tests/data/textlines)")
     o = sub.add_parser("ort")
     o.add_argument("images", nargs="+")
     o.add_argument("--onnx", required=True)
@@ -158,7 +159,7 @@ def main():
     c.add_argument("--onnx", required=True)
     args = ap.parse_args()
     if args.cmd == "render":
-        render(args.out, args.count)
+        render(args.out, args.count, args.seed)
     elif args.cmd == "ort":
         ort(sorted(args.images), args.onnx, args.tensors)
     else:
