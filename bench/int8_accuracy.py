@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
-"""int8 doc_ori against f32 doc_ori on document pages it was not calibrated on.
+"""int8 against f32 on images the int8 model was not calibrated on: doc_ori and textline_ori.
 
-Renders two disjoint sets of synthetic pages at the four orientations
-(tools/render_pages.py, different seeds): a calibration set, and an
-evaluation set to which a scan-like copy of every page is added (tilted by
-up to 2 degrees, grey paper, noise, blur, JPEG quality 60), plus the four
-example pages. Quantises the embedded doc_ori with `lcnet quantize --calib`
-on the first set, runs `lcnet run --json --top 4` with f32 and int8 on the
-second and compares: top-1 agreement overall and where f32's top-1
+doc_ori: renders two disjoint sets of synthetic pages at the four
+orientations (tools/render_pages.py, different seeds): a calibration set,
+and an evaluation set to which a scan-like copy of every page is added
+(tilted by up to 2 degrees, grey paper, noise, blur, JPEG quality 60), plus
+the four example pages. textline_ori: two disjoint sets of synthetic text
+lines, upright and turned 180 degrees (tools/textline_reference.py render,
+different seeds; fonts, sizes, dark and light, blur, noise, JPEG), plus the
+32 lines of tests/data/textlines. Each embedded model is quantised with
+`lcnet quantize --calib` on its first set; `lcnet run --json` with f32 and
+int8 on the second gives: top-1 agreement overall and where f32's top-1
 probability is at least 0.6, mean and max |prob difference| over all
-classes, top-1 accuracy of each against the rotation the file was made at.
+classes, top-1 accuracy of each against the orientation the file was made
+at.
 
     pip install pillow numpy        # and Debian's fonts-dejavu-core
     cargo build --release
@@ -51,13 +55,19 @@ def scan_like(path, out_dir, rng):
     return name
 
 
-def run(lcnet, weights, images):
-    cmd = [lcnet, "run", "--json", "--top", "4", *(["--weights", weights] if weights else []), *images]
+def render_lines(out, count, seed):
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "textline_reference.py"), "render", out,
+                    "--count", str(count), "--seed", str(seed)], check=True)
+    return sorted(glob.glob(os.path.join(out, "line*")))
+
+
+def run(lcnet, model, weights, images):
+    cmd = [lcnet, "run", "--json", "--top", "4", *(["--weights", weights] if weights else ["--model", model]), *images]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     rows = {}
     for line in out.splitlines():
         row = json.loads(line)
-        rows[row["file"]] = {c["label"]: c["prob"] for c in row["top"]}
+        rows[row["file"]] = {c["label"].split("_")[0]: c["prob"] for c in row["top"]}
     return rows
 
 
@@ -65,60 +75,78 @@ def truth(path):
     return os.path.splitext(os.path.basename(path))[0].rsplit("_", 1)[1]
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--lcnet", default=os.path.join(ROOT, "target", "release", "lcnet"))
-    ap.add_argument("--calib-pages", type=int, default=8, help="pages rendered for calibration (x4 rotations)")
-    ap.add_argument("--eval-pages", type=int, default=25, help="pages rendered for evaluation (x4 rotations, x2 with scans)")
-    ap.add_argument("--out", default=os.path.join(HERE, "results"))
-    args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix="lcnet-int8-")
-    calib = render(os.path.join(work, "calib"), args.calib_pages, seed=100)
-    rendered = render(os.path.join(work, "eval"), args.eval_pages, seed=500)
-    rng = random.Random(42)
-    scans = [scan_like(p, os.path.join(work, "eval"), rng) for p in rendered]
-    examples = sorted(glob.glob(os.path.join(ROOT, "examples", "pages", "*.png")))
-    images = rendered + scans + examples
-    int8 = os.path.join(work, "doc_ori.int8.safetensors")
-    subprocess.run([args.lcnet, "quantize", "--model", "doc_ori", "--calib", os.path.join(work, "calib"), "-o", int8],
+def evaluate(args, model, work):
+    """Quantises `model`, compares int8 with f32; returns the result row."""
+    if model == "doc_ori":
+        calib = render(os.path.join(work, "calib"), args.calib_pages, seed=100)
+        rendered = render(os.path.join(work, "eval"), args.eval_pages, seed=500)
+        rng = random.Random(42)
+        extra = [scan_like(p, os.path.join(work, "eval"), rng) for p in rendered]
+        examples = sorted(glob.glob(os.path.join(ROOT, "examples", "pages", "*.png")))
+        what = f"{len(rendered)} rendered pages, {len(extra)} scan-like copies, {len(examples)} example pages"
+    else:
+        calib = render_lines(os.path.join(work, "calib"), args.calib_lines, seed=100)
+        rendered = render_lines(os.path.join(work, "eval"), args.eval_lines, seed=500)
+        extra = []
+        examples = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "textlines", "line*")))
+        what = f"{len(rendered)} rendered lines, {len(examples)} lines of tests/data/textlines"
+    images = rendered + extra + examples
+    int8 = os.path.join(work, f"{model}.int8.safetensors")
+    subprocess.run([args.lcnet, "quantize", "--model", model, "--calib", os.path.join(work, "calib"), "-o", int8],
                    check=True)
-    f32, q8 = run(args.lcnet, None, images), run(args.lcnet, int8, images)
+    f32, q8 = run(args.lcnet, model, None, images), run(args.lcnet, model, int8, images)
     top = lambda probs: max(probs, key=probs.get)
     same = [top(f32[i]) == top(q8[i]) for i in images]
     confident = [i for i in images if max(f32[i].values()) >= 0.6]
     diffs = [abs(f32[i][k] - q8[i][k]) for i in images for k in f32[i]]
-    result = {
-        "cpu": cpu_name(),
+    return {
+        "model": model,
         "calibration_images": len(calib),
         "evaluation_images": len(images),
-        "scan_like": len(scans),
+        "evaluation_set": what,
         "top1_agreement": sum(same) / len(images),
+        "agree": sum(same),
         "confident_images": len(confident),
-        "confident_agreement": sum(top(f32[i]) == top(q8[i]) for i in confident) / max(1, len(confident)),
+        "confident_agree": sum(top(f32[i]) == top(q8[i]) for i in confident),
         "mean_abs_prob_diff": float(np.mean(diffs)),
         "max_abs_prob_diff": float(np.max(diffs)),
         "f32_accuracy": sum(top(f32[i]) == truth(i) for i in images) / len(images),
         "int8_accuracy": sum(top(q8[i]) == truth(i) for i in images) / len(images),
         "int8_bytes": os.path.getsize(int8),
-        "f32_bytes": os.path.getsize(os.path.join(ROOT, "lcnet-zoo", "models", "doc_ori.safetensors")),
+        "f32_bytes": os.path.getsize(os.path.join(ROOT, "lcnet-zoo", "models", f"{model}.safetensors")),
         "disagreements": [os.path.basename(i) for i, s in zip(images, same) if not s],
     }
-    text = "\n".join([
-        f"`python bench/int8_accuracy.py`, {result['cpu']}: doc_ori quantised on {len(calib)} rendered pages, "
-        f"evaluated on {len(images)} others ({len(rendered)} rendered, {len(scans)} scan-like copies, "
-        f"{len(examples)} example pages).",
-        "",
-        "| top-1 agreement | where f32 top-1 >= 0.6 | mean abs prob diff | max abs prob diff | f32 accuracy | int8 accuracy | int8 file / f32 file |",
-        "|---|---|---|---|---|---|---|",
-        f"| {sum(same)}/{len(images)} ({100 * result['top1_agreement']:.1f} %) | "
-        f"{sum(top(f32[i]) == top(q8[i]) for i in confident)}/{len(confident)} | {result['mean_abs_prob_diff']:.4f} | "
-        f"{result['max_abs_prob_diff']:.4f} | {100 * result['f32_accuracy']:.1f} % | {100 * result['int8_accuracy']:.1f} % | "
-        f"{100 * result['int8_bytes'] / result['f32_bytes']:.0f} % |",
-        "",
-    ])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--lcnet", default=os.path.join(ROOT, "target", "release", "lcnet"))
+    ap.add_argument("--models", nargs="+", default=["doc_ori", "textline_ori"], choices=["doc_ori", "textline_ori"])
+    ap.add_argument("--calib-pages", type=int, default=8, help="pages rendered for calibration (x4 rotations)")
+    ap.add_argument("--eval-pages", type=int, default=25, help="pages rendered for evaluation (x4 rotations, x2 with scans)")
+    ap.add_argument("--calib-lines", type=int, default=16, help="text lines rendered for calibration (x2 orientations)")
+    ap.add_argument("--eval-lines", type=int, default=60, help="text lines rendered for evaluation (x2 orientations)")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="lcnet-int8-")
+    results = [evaluate(args, m, os.path.join(work, m)) for m in args.models]
+    lines = [f"`python bench/int8_accuracy.py`, {cpu_name()}: each model quantised on its calibration images, "
+             "evaluated on others.", "",
+             "| model | calibration | evaluation | top-1 agreement | where f32 top-1 >= 0.6 | mean abs prob diff | "
+             "max abs prob diff | f32 accuracy | int8 accuracy | int8 file / f32 file |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        n = r["evaluation_images"]
+        lines.append(
+            f"| {r['model']} | {r['calibration_images']} | {n}: {r['evaluation_set']} | {r['agree']}/{n} "
+            f"({100 * r['top1_agreement']:.1f} %) | {r['confident_agree']}/{r['confident_images']} | "
+            f"{r['mean_abs_prob_diff']:.4f} | {r['max_abs_prob_diff']:.4f} | {100 * r['f32_accuracy']:.1f} % | "
+            f"{100 * r['int8_accuracy']:.1f} % | {100 * r['int8_bytes'] / r['f32_bytes']:.0f} % |")
+    lines.append("")
+    text = "\n".join(lines)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "int8_accuracy.json"), "w") as f:
-        json.dump(result, f, indent=1)
+        json.dump({"cpu": cpu_name(), "results": results}, f, indent=1)
     with open(os.path.join(args.out, "int8_accuracy.md"), "w") as f:
         f.write(text)
     print(text)
