@@ -15,6 +15,7 @@ use rayon::prelude::*;
 use crate::kernels::int8::dwconv::{self as q_dwconv, QDwWeights};
 use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
 use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
+use crate::kernels::int8::stem as q_stem;
 use crate::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{head, isa, se, stem, Activation};
 use crate::layers::{fc_classes, first_non_finite, load_conv_bn, load_head, DequantizedHead};
@@ -404,10 +405,9 @@ impl QuantNet {
         // Buffers from the workspace: after the first pass, none is allocated.
         let (sh, sw) = self.stem.out_hw(h, w);
         let mut len = n * sh * sw * self.stem.out_channels;
-        let mut real = ws.take(len);
-        stem::run(&self.stem, data, n, h, w, &mut real[..len]);
+        let mut real = ws.take(q_stem::scratch_len(&self.stem, n, h, w));
         let mut x = ws.take_bytes(len);
-        requantise(isa(), &self.stem_out.1, &real[..len], &mut x[..len]);
+        q_stem::run_isa(isa(), &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
         let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0);
         ws.mark_stage(observed_layers(self.info).next().map_or("stem", |l| l.name));
         for (layer, stage_end) in self.layers.iter().zip(&self.stage_ends) {

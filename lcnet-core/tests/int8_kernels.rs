@@ -256,3 +256,38 @@ fn requantisation_fuses_the_first_multiply_add_on_every_tier() {
         assert_eq!(out, vec![101u8; c], "{}", isa.name());
     }
 }
+
+#[test]
+fn int8_stem_quantises_every_row_block_as_the_whole_map() {
+    use lcnet_core::__private::kernels::int8::requantise::{requantise, Requantiser};
+    use lcnet_core::__private::kernels::int8::stem;
+    use lcnet_core::__private::kernels::stem::{run_isa as stem_f32, StemWeights};
+    // Two images of 13 x 9 (odd: the last output row and column have
+    // padding), 16 outputs; the row blocks must not mix images or rows.
+    let mut rng = Rng::new(23);
+    let (h, w, cout) = (13, 9, 16);
+    let uniform = |rng: &mut Rng| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0;
+    let weights: Vec<f32> = (0..cout * 27).map(|_| uniform(&mut rng)).collect();
+    let bias: Vec<f32> = (0..cout).map(|_| uniform(&mut rng)).collect();
+    let p = StemWeights::pack(&weights, bias, 3, 3, [2, 2], Activation::HardSwish);
+    let rq =
+        Requant { scale: vec![1.0; cout], bias: vec![0.0; cout], act: Activation::None, out_scale: 0.03, out_zero: 12 };
+    let quantiser = Requantiser::new(&rq);
+    let input: Vec<f32> = (0..2 * 3 * h * w).map(|_| 2.0 * uniform(&mut rng)).collect();
+    let (oh, ow) = p.out_hw(h, w);
+    for &isa in &Isa::all_supported() {
+        let mut real = vec![0.0; 2 * oh * ow * cout];
+        stem_f32(isa, &p, &input, 2, h, w, &mut real);
+        let mut want = vec![0u8; real.len()];
+        requantise(isa, &quantiser, &real, &mut want);
+        for threads in [1, 2] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+            let mut got = vec![0u8; want.len()];
+            pool.install(|| {
+                let mut scratch = vec![0.0; stem::scratch_len(&p, 2, h, w)];
+                stem::run_isa(isa, &p, &quantiser, &input, 2, [h, w], &mut got, &mut scratch)
+            });
+            assert_eq!(got, want, "{} on {threads} threads", isa.name());
+        }
+    }
+}

@@ -69,27 +69,31 @@ pub fn run_isa(isa: Isa, p: &StemWeights, input: &[f32], batch: usize, h: usize,
     debug_assert_eq!(out.len(), batch * oh * ow * p.out_channels);
     super::threads::for_each_chunk(out, ow * p.out_channels, |row, out_row| {
         let (img, oy) = (row / oh, row % oh);
-        let image = &input[img * image_len..][..image_len];
-        let cout = p.out_channels;
-        match isa.tier() {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: an `Isa` holds only a detected tier; the output count fits.
-            Tier::Avx512 | Tier::Avx512Vnni if cout.is_multiple_of(8) && cout <= 64 => unsafe {
-                simd::stem_row_avx512(p, image, h, w, oy, out_row)
-            },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as above.
-            Tier::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
-                simd::stem_row_avx2(p, image, h, w, oy, out_row)
-            },
-            #[cfg(target_arch = "aarch64")]
-            // SAFETY: NEON is in every aarch64 CPU; the output count fits.
-            Tier::Neon if cout.is_multiple_of(4) && cout <= 64 => unsafe {
-                simd::stem_row_neon(p, image, h, w, oy, out_row)
-            },
-            _ => stem_row(isa, p, image, h, w, oy, out_row),
-        }
+        row_isa(isa, p, &input[img * image_len..][..image_len], h, w, oy, out_row);
     });
+}
+
+/// Output row `oy` of one NCHW image of `h` x `w` (`image`) on a given ISA.
+pub(crate) fn row_isa(isa: Isa, p: &StemWeights, image: &[f32], h: usize, w: usize, oy: usize, out_row: &mut [f32]) {
+    let cout = p.out_channels;
+    match isa.tier() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: an `Isa` holds only a detected tier; the output count fits.
+        Tier::Avx512 | Tier::Avx512Vnni if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+            simd::stem_row_avx512(p, image, h, w, oy, out_row)
+        },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+            simd::stem_row_avx2(p, image, h, w, oy, out_row)
+        },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is in every aarch64 CPU; the output count fits.
+        Tier::Neon if cout.is_multiple_of(4) && cout <= 64 => unsafe {
+            simd::stem_row_neon(p, image, h, w, oy, out_row)
+        },
+        _ => stem_row(isa, p, image, h, w, oy, out_row),
+    }
 }
 
 /// Hand-vectorised rows for up to 64 output channels (a multiple of 8; of 4

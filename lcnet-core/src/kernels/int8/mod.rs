@@ -23,6 +23,7 @@
 pub mod dwconv;
 pub mod pwconv;
 pub mod requantise;
+pub mod stem;
 
 #[cfg(target_arch = "x86_64")]
 mod dot;
