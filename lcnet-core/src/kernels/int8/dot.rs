@@ -6,9 +6,9 @@ use std::arch::x86_64::*;
 use crate::kernels::simd::avx2::Ymm;
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::simd::Vector;
-use crate::kernels::Activation;
 
-use super::OutQuant;
+pub use super::store::Output;
+use super::store::requantised;
 
 /// A register of `i32` sums and what the int8 kernels do with it.
 ///
@@ -255,60 +255,14 @@ impl Dot for Avx2YmmWide {
 }
 
 /// The store every int8 kernel ends with, for `LANES` channels: `sums`
-/// (as `f32`) times `scale` plus `bias` (per-channel values at those
-/// pointers), the activation and the output's quantisation folded into one
-/// more multiply-add, then `u8` to `dst`. The operations and their order are
-/// [`OutQuant::apply`]'s.
+/// (as `f32`) requantised ([`requantised`]) and stored as bytes to `dst`.
 ///
 /// # Safety
 /// As for [`Dot`]'s methods: the ISA, and `LANES` values at each pointer.
 #[inline(always)]
 pub unsafe fn requantise<D: Dot>(sums: D::F, scale: *const f32, bias: *const f32, out: &Output<D::F>, dst: *mut u8) {
     // SAFETY: forwarded from the caller.
-    unsafe {
-        let y = D::F::mul_add(sums, D::F::load(scale), D::F::load(bias));
-        let zero = D::F::zero();
-        let v = match out.act {
-            Activation::None => D::F::mul_add(y, out.factor, out.zero),
-            Activation::Relu => D::F::mul_add(y.max(zero), out.factor, out.zero),
-            Activation::Relu6 => D::F::mul_add(y.max(zero).min(out.six), out.factor, out.zero),
-            Activation::HardSwish => {
-                let t = y.add(out.three).max(zero).min(out.six);
-                D::F::mul_add(y, t.mul(out.factor), out.zero)
-            }
-        };
-        D::store_u8(v.max(zero), dst);
-    }
-}
-
-/// An [`OutQuant`] in registers, made once per tile or row.
-#[derive(Clone, Copy)]
-pub struct Output<F> {
-    act: Activation,
-    factor: F,
-    zero: F,
-    three: F,
-    six: F,
-}
-
-impl<F: Vector> Output<F> {
-    /// `q`'s values in every lane.
-    ///
-    /// # Safety
-    /// The ISA of `F`.
-    #[inline(always)]
-    pub unsafe fn new(q: &OutQuant) -> Self {
-        // SAFETY: forwarded from the caller.
-        unsafe {
-            Output {
-                act: q.act,
-                factor: F::splat_value(q.factor),
-                zero: F::splat_value(q.zero),
-                three: F::splat_value(3.0),
-                six: F::splat_value(6.0),
-            }
-        }
-    }
+    unsafe { D::store_u8(requantised(sums, scale, bias, out), dst) }
 }
 
 /// Sixteen `f32` of at least 0, rounded to nearest even, as 16 bytes at

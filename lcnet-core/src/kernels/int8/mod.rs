@@ -27,6 +27,8 @@ pub mod stem;
 
 #[cfg(target_arch = "x86_64")]
 mod dot;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod store;
 
 use super::Activation;
 
