@@ -7,8 +7,8 @@ use crate::kernels::simd::avx2::Ymm;
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::simd::Vector;
 
-pub use super::store::Output;
 use super::store::requantised;
+pub use super::store::Output;
 
 /// A register of `i32` sums and what the int8 kernels do with it.
 ///

@@ -29,6 +29,10 @@ pub struct QPwWeights {
     /// Per output channel (padded to whole panels): the sum's start,
     /// `-zero_in * sum(w)`.
     start: Vec<i32>,
+    /// Per output channel, padded: the start for inputs made signed (`x -
+    /// 128`, NEON's `sdot` takes `i8 x i8`): `(128 - zero_in) * sum(w)`.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))] // only NEON uses it
+    start_signed: Vec<i32>,
     /// Per output channel, padded: [`Requant::scale`].
     scale: Vec<f32>,
     /// Per output channel, padded: [`Requant::bias`].
@@ -66,14 +70,17 @@ impl QPwWeights {
             v.resize(panels * NR, 0.0);
             v
         };
-        let mut start: Vec<i32> = oi
-            .chunks_exact(k.max(1))
-            .map(|w| -i32::from(in_zero) * w.iter().map(|&w| i32::from(w)).sum::<i32>())
-            .collect();
-        start.resize(panels * NR, 0);
+        let sums: Vec<i32> = oi.chunks_exact(k.max(1)).map(|w| w.iter().map(|&w| i32::from(w)).sum()).collect();
+        let start_with = |zero: i32| {
+            let mut start: Vec<i32> = sums.iter().map(|s| -zero * s).collect();
+            start.resize(panels * NR, 0);
+            start
+        };
+        let (start, start_signed) = (start_with(i32::from(in_zero)), start_with(i32::from(in_zero) - 128));
         QPwWeights {
             packed,
             start,
+            start_signed,
             scale: padded(&requant.scale),
             bias: padded(&requant.bias),
             out: requant.out_quant(),
@@ -133,7 +140,11 @@ pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx2 => unsafe { simd::rows_avx2(p, input, out) },
-        // No NEON int8 tier yet (`sdot` would be its step): portable code.
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON is in every aarch64 CPU, the dot product extension
+        // (ARMv8.2, optional there, in every v8.4 core) was just detected.
+        Tier::Neon if std::arch::is_aarch64_feature_detected!("dotprod") => unsafe { neon::rows_sdot(p, input, out) },
+        // NEON without `sdot` (Cortex-A53/A72: a Raspberry Pi 3 or 4): portable code.
         Tier::Neon | Tier::Scalar => portable::rows(p, input, out),
         #[allow(unreachable_patterns)] // x86 tiers on other targets
         _ => portable::rows(p, input, out),
@@ -146,7 +157,7 @@ pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut 
 }
 
 /// Plain Rust over the packed layout: the fallback on CPUs without AVX2
-/// (and on aarch64 until it has an int8 tier).
+/// or NEON's dot product.
 mod portable {
     use super::{QPwWeights, NR};
 
@@ -350,6 +361,142 @@ mod simd {
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
                 }
             });
+        }
+    }
+}
+
+/// aarch64 with the dot product extension: `sdot` by element adds, in each
+/// of four `i32` lanes (four outputs of a panel), the products of their four
+/// weight bytes with one four-byte group of the inputs, a lane of another
+/// register: the same panel layout as `vpdpbusd`, 16 inputs loaded at once
+/// serve four steps. `sdot` multiplies signed bytes, so the inputs go in as
+/// `x - 128` (one `eor` per 16) and the start makes up for it. Tiles of 4
+/// pixels x 16 outputs: 16 accumulators, 4 weight and 4 input registers.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    use super::{QPwWeights, NR};
+    use crate::kernels::int8::store::{requantised, Output};
+    use crate::kernels::simd::neon::Neon;
+
+    /// Every row of `out` (pixels of `out_channels` bytes) from `input`.
+    ///
+    /// # Safety
+    /// The CPU must have NEON and the dot product extension.
+    #[target_feature(enable = "neon,dotprod")]
+    pub unsafe fn rows_sdot(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        let (k, n) = (p.in_channels, p.out_channels);
+        debug_assert!(k > 0 && input.len() / k == out.len() / n);
+        let (a, c) = (input.chunks(4 * k), out.chunks_mut(4 * n));
+        for (a, c) in a.zip(c) {
+            for panel in 0..n.div_ceil(NR) {
+                // SAFETY: the features are the caller's; `a` holds
+                // `c.len() / n` rows of `k` bytes.
+                unsafe {
+                    match c.len() / n {
+                        4 => tile::<4>(p, a, c, panel),
+                        3 => tile::<3>(p, a, c, panel),
+                        2 => tile::<2>(p, a, c, panel),
+                        _ => tile::<1>(p, a, c, panel),
+                    }
+                }
+            }
+        }
+    }
+
+    /// `acc += w . x[L]`: per lane, the four bytes of `w` times the `L`-th
+    /// four bytes of `x`. (`vdotq_laneq_s32` is not stable Rust yet.)
+    #[inline(always)]
+    unsafe fn sdot<const L: i32>(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+        let mut acc = acc;
+        // SAFETY: `sdot` only reads and writes these registers; the caller
+        // runs with the dot product extension.
+        unsafe {
+            std::arch::asm!(
+                "sdot {acc:v}.4s, {w:v}.16b, {x:v}.4b[{lane}]",
+                acc = inout(vreg) acc, w = in(vreg) w, x = in(vreg) x, lane = const L,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        acc
+    }
+
+    /// Output panel `panel` of `R` pixels.
+    #[inline(always)]
+    unsafe fn tile<const R: usize>(p: &QPwWeights, a: &[u8], c: &mut [u8], panel: usize) {
+        let (k, n, groups) = (p.in_channels, p.out_channels, p.groups());
+        let o0 = panel * NR;
+        let cols = (n - o0).min(NR);
+        debug_assert!(a.len() == R * k && c.len() == R * n);
+        // SAFETY: the weights of panel `panel` are `groups * NR * 4` bytes
+        // from its start; inputs are read 16 bytes at a time only while 16
+        // remain in the row, the rest through a stack copy; the starts,
+        // scales and biases are padded to whole panels; partial stores go
+        // through a stack buffer.
+        unsafe {
+            let start: [int32x4_t; 4] = std::array::from_fn(|j| vld1q_s32(p.start_signed.as_ptr().add(o0 + 4 * j)));
+            let mut acc = [start; R];
+            let weights = p.packed.as_ptr().add(panel * groups * NR * 4);
+            let flip = vdupq_n_u8(0x80);
+            for q in (0..groups).step_by(4) {
+                let x: [int8x16_t; R] = std::array::from_fn(|r| {
+                    let row = &a[r * k + 4 * q..(r + 1) * k];
+                    let bytes = if row.len() >= 16 {
+                        vld1q_u8(row.as_ptr())
+                    } else {
+                        // Zeros past the row meet zero weights.
+                        let mut last = [0u8; 16];
+                        last[..row.len()].copy_from_slice(row);
+                        vld1q_u8(last.as_ptr())
+                    };
+                    vreinterpretq_s8_u8(veorq_u8(bytes, flip))
+                });
+                let w = |g: usize| -> [int8x16_t; 4] {
+                    std::array::from_fn(|j| vld1q_s8(weights.add((q + g) * NR * 4 + 16 * j)))
+                };
+                macro_rules! step {
+                    ($lane:literal) => {
+                        if q + $lane < groups {
+                            let w = w($lane);
+                            for r in 0..R {
+                                for j in 0..4 {
+                                    acc[r][j] = sdot::<$lane>(acc[r][j], w[j], x[r]);
+                                }
+                            }
+                        }
+                    };
+                }
+                step!(0);
+                step!(1);
+                step!(2);
+                step!(3);
+            }
+            let output = Output::<Neon>::new(&p.out);
+            for r in 0..R {
+                let v: [Neon; 4] = std::array::from_fn(|j| {
+                    let o = o0 + 4 * j;
+                    requantised(
+                        Neon(vcvtq_f32_s32(acc[r][j])),
+                        p.scale.as_ptr().add(o),
+                        p.bias.as_ptr().add(o),
+                        &output,
+                    )
+                });
+                // Round to nearest even, then narrow with saturation: 255 caps.
+                let int = |v: Neon| vqmovun_s32(vcvtnq_s32_f32(v.0));
+                let low = vqmovn_u16(vcombine_u16(int(v[0]), int(v[1])));
+                let high = vqmovn_u16(vcombine_u16(int(v[2]), int(v[3])));
+                let bytes = vcombine_u8(low, high);
+                let dst = c.as_mut_ptr().add(r * n + o0);
+                if cols == NR {
+                    vst1q_u8(dst, bytes);
+                } else {
+                    let mut tmp = [0u8; 16];
+                    vst1q_u8(tmp.as_mut_ptr(), bytes);
+                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ use super::Vector;
 /// A 128-bit register of 4 lanes. NEON and its fused multiply-add are part
 /// of every aarch64 CPU, so no `#[target_feature]` trampoline is needed.
 #[derive(Clone, Copy)]
-pub struct Neon(float32x4_t);
+pub struct Neon(pub(crate) float32x4_t);
 
 // SAFETY (every method): NEON is in aarch64's base instruction set; the
 // caller keeps the pointers in bounds.
