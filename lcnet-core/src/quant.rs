@@ -409,7 +409,9 @@ impl QuantNet {
         let mut x = ws.take_bytes(len);
         q_stem::run_isa(isa(), &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
         let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0);
-        ws.mark_stage(observed_layers(self.info).next().map_or("stem", |l| l.name));
+        let stem_name = observed_layers(self.info).next().map_or("stem", |l| l.name);
+        ws.mark_stage(stem_name);
+        record(ws, stem_name, &x[..len], q, [n, h, w]);
         for (layer, stage_end) in self.layers.iter().zip(&self.stage_ends) {
             match layer {
                 Layer::Depthwise(p, out) => {
@@ -440,6 +442,7 @@ impl QuantNet {
             }
             if let Some(stage) = stage_end {
                 ws.mark_stage(stage);
+                record(ws, stage, &x[..len], q, [n, h, w]);
             }
         }
         real.reuse(len);
@@ -452,4 +455,17 @@ impl QuantNet {
         ws.give(real);
         Ok(logits)
     }
+}
+
+/// Keeps `stage`'s output, `n` NHWC `u8` maps of `h` x `w` in `x`, as real
+/// NCHW values when `ws` records stages (`lcnet infer --stages`).
+fn record(ws: &mut Workspace, stage: &str, x: &[u8], q: Quant, [n, h, w]: [usize; 3]) {
+    if !ws.recording() {
+        return;
+    }
+    let c = x.len() / (n * h * w).max(1);
+    let real = ndarray::Array4::from_shape_fn((n, c, h, w), |(i, ch, y, xx)| {
+        (f32::from(x[((i * h + y) * w + xx) * c + ch]) - f32::from(q.zero)) * q.scale
+    });
+    ws.record_nchw(stage, real);
 }

@@ -234,6 +234,19 @@ impl Workspace {
         }
     }
 
+    /// Whether stage outputs are being recorded.
+    pub(crate) fn recording(&self) -> bool {
+        self.recorded.is_some()
+    }
+
+    /// [`record`](Self::record) for networks without typed feature maps:
+    /// `x` is the stage's NCHW output.
+    pub(crate) fn record_nchw(&mut self, stage: &str, x: Array4<f32>) {
+        if let Some(rec) = &mut self.recorded {
+            rec.push((stage.to_string(), x));
+        }
+    }
+
     /// Notes that `stage` ended now, when stage times are being noted (for
     /// networks without typed feature maps to [`record`](Self::record)).
     pub fn mark_stage(&mut self, stage: &str) {
