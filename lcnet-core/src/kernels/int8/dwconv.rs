@@ -11,7 +11,7 @@
 //! the exact integer sums whatever the tier, the order or the fused
 //! multiply-adds. They are requantised to `u8` ([`Requant`]) at once.
 //!
-//! The work goes a few output rows at a time ([`ROWS`]): the input rows
+//! The work goes a few output rows at a time (`ROWS`): the input rows
 //! they read are widened into a small buffer, the f32 kernel writes their
 //! sums into another, and those are requantised into the output, all while
 //! the buffers are in the first-level cache. (Widening the whole input and
