@@ -218,7 +218,7 @@ fn depthwise_int8(c: &mut Criterion) {
             out_scale: 0.02,
             out_zero: 20,
         };
-        let p = QDwWeights::pack(&w, k, [s, s], 7, &rq);
+        let p = QDwWeights::pack(&w, k, [s, s], &vec![7; ch], &rq);
         let (oh, ow) = p.out_hw(hw, hw);
         let x: Vec<u8> = (0..hw * hw * ch).map(|i| (i * 7 % 251) as u8).collect();
         let mut out = vec![0u8; oh * ow * ch];

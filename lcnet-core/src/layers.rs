@@ -148,7 +148,7 @@ impl<const C: usize> Stem<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         stem::run(&self.weights, data, n, h, w, &mut out[..len]);
-        ws.observe(&out[..len]);
+        ws.observe_channels(&out[..len], C);
         Ok(FeatureMap::from_buffer(out, n, oh, ow))
     }
 }

@@ -55,11 +55,21 @@ impl Quant {
 }
 
 /// The layers of `info` whose outputs are quantised, in network order:
-/// what [`Workspace::observe_ranges`] records, one range each.
+/// what [`Workspace::observe_ranges`] records, one range each but the
+/// stem, one per output channel ([`observed_ranges`]).
 pub fn observed_layers(info: &VariantInfo) -> impl Iterator<Item = &LayerInfo> {
     info.layers.iter().filter(|l| {
         matches!(l.kind, LayerKind::Stem | LayerKind::Depthwise | LayerKind::SqueezeExcite | LayerKind::Pointwise)
     })
+}
+
+/// How many ranges a calibration of `info` records: the stem's output is
+/// quantised per channel (its channels differ in range by up to 30 times,
+/// and the depthwise layer after it, channel by channel, amplifies one
+/// per-tensor step by BatchNorm's gains: 17 % error at blocks2 per tensor),
+/// every other output per tensor.
+pub fn observed_ranges(info: &VariantInfo) -> usize {
+    observed_layers(info).map(|l| if l.kind == LayerKind::Stem { l.out_channels } else { 1 }).sum()
 }
 
 /// Symmetric per-output-channel weights in `WEIGHT_MIN..=WEIGHT_MAX` and
@@ -88,9 +98,9 @@ pub fn quantize(
     extra: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
     let observed: Vec<&LayerInfo> = observed_layers(info).collect();
-    if ranges.len() != observed.len() {
+    if ranges.len() != observed_ranges(info) {
         return Err(Error::BadInput {
-            expected: format!("{} calibration ranges for {}", observed.len(), info.name),
+            expected: format!("{} calibration ranges for {}", observed_ranges(info), info.name),
             got: vec![ranges.len()],
         });
     }
@@ -102,10 +112,21 @@ pub fn quantize(
             f32s.push((name, shape, values));
             Ok::<_, Error>(())
         };
-    for (l, &(lo, hi)) in observed.iter().zip(ranges) {
-        let q = Quant::from_range(lo, hi);
-        f32s.push((format!("{}.out_scale", l.name), vec![1], vec![q.scale]));
-        f32s.push((format!("{}.out_zero", l.name), vec![1], vec![f32::from(q.zero)]));
+    let mut ranges = ranges.iter();
+    for (i, l) in observed.iter().enumerate() {
+        let mut layer_ranges: Vec<(f32, f32)> =
+            ranges.by_ref().take(if l.kind == LayerKind::Stem { l.out_channels } else { 1 }).copied().collect();
+        // Per channel only into a depthwise layer (PP-LCNet's blocks2): a
+        // pointwise one sums channels and needs one zero point.
+        if observed.get(i + 1).is_some_and(|next| next.kind != LayerKind::Depthwise) {
+            let union =
+                layer_ranges.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |u, r| (u.0.min(r.0), u.1.max(r.1)));
+            layer_ranges.iter_mut().for_each(|r| *r = union);
+        }
+        let quants: Vec<Quant> = layer_ranges.iter().map(|&(lo, hi)| Quant::from_range(lo, hi)).collect();
+        let n = quants.len();
+        f32s.push((format!("{}.out_scale", l.name), vec![n], quants.iter().map(|q| q.scale).collect()));
+        f32s.push((format!("{}.out_zero", l.name), vec![n], quants.iter().map(|q| f32::from(q.zero)).collect()));
         let (o, k) = (l.out_channels, l.kernel);
         match l.kind {
             LayerKind::Stem => {
@@ -232,7 +253,8 @@ enum Layer {
 pub struct QuantNet {
     info: &'static VariantInfo,
     stem: stem::StemWeights,
-    stem_out: (Quant, Requantiser),
+    /// Per channel, and the quantiser that makes them.
+    stem_out: (Vec<Quant>, Requantiser),
     layers: Vec<Layer>,
     /// Per layer: the stage it ends (`blocks2`, ...), if it is the last of one.
     stage_ends: Vec<Option<&'static str>>,
@@ -245,23 +267,43 @@ impl QuantNet {
         let act = info.activation;
         let mut stem_parts = None;
         let mut layers = Vec::new();
-        let mut input = Quant { scale: 1.0, zero: 0 };
+        // The quantisation of the current map's channels (the stem's may
+        // differ per channel; every later one is per tensor).
+        let mut input: Vec<Quant> = Vec::new();
         for l in observed_layers(info) {
-            let out = read_quant(ck, l.name)?;
             let (o, k) = (l.out_channels, l.kernel);
+            if l.kind != LayerKind::Depthwise && input.windows(2).any(|q| q[0] != q[1]) {
+                return Err(Error::UnusableWeights {
+                    path: ck.path().to_path_buf(),
+                    name: format!("{}.out_scale", l.name),
+                    reason: format!("`{}` reads a map quantised per channel: only a depthwise layer can", l.name),
+                });
+            }
+            let outs = read_quant(ck, l.name, if l.kind == LayerKind::Stem { o } else { 1 })?;
+            let out = outs[0];
             match l.kind {
                 LayerKind::Stem => {
                     let (w, b) = load_conv_bn(ck, l.name, [o, l.in_channels, k, k])?;
                     let weights = stem::StemWeights::pack(&w, b, l.in_channels, k, l.stride, act);
-                    stem_parts = Some((weights, (out, plain_quantiser(o, out))));
+                    let quantiser = Requantiser::new(&Requant {
+                        scale: outs.iter().map(|q| 1.0 / q.scale).collect(),
+                        bias: outs.iter().map(|q| f32::from(q.zero)).collect(),
+                        act: Activation::None,
+                        out_scale: 1.0,
+                        out_zero: 0,
+                    });
+                    stem_parts = Some((weights, (outs.clone(), quantiser)));
+                    input = outs;
+                    continue;
                 }
                 LayerKind::Depthwise => {
-                    let (qw, rq) = read_int8(ck, l, [o, 1, k, k], input, out, act)?;
-                    layers.push(Layer::Depthwise(QDwWeights::pack(&qw, k, l.stride, input.zero, &rq), out));
+                    let (qw, rq) = read_int8(ck, l, [o, 1, k, k], &input, out, act)?;
+                    let zeros: Vec<u8> = input.iter().map(|q| q.zero).collect();
+                    layers.push(Layer::Depthwise(QDwWeights::pack(&qw, k, l.stride, &zeros, &rq), out));
                 }
                 LayerKind::Pointwise => {
-                    let (qw, rq) = read_int8(ck, l, [o, l.in_channels, 1, 1], input, out, act)?;
-                    layers.push(Layer::Pointwise(QPwWeights::pack(&qw, l.in_channels, input.zero, &rq), out));
+                    let (qw, rq) = read_int8(ck, l, [o, l.in_channels, 1, 1], &input, out, act)?;
+                    layers.push(Layer::Pointwise(QPwWeights::pack(&qw, l.in_channels, input[0].zero, &rq), out));
                 }
                 LayerKind::SqueezeExcite => {
                     let (c, mid) = (l.in_channels, l.mid_channels);
@@ -275,7 +317,7 @@ impl QuantNet {
                 }
                 LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
             }
-            input = out;
+            input = vec![out; o];
         }
         let (stem, stem_out) = stem_parts.expect("every layer table starts with a stem");
         let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
@@ -315,22 +357,29 @@ fn plain_quantiser(channels: usize, out: Quant) -> Requantiser {
     })
 }
 
-/// `{layer}.out_scale` and `{layer}.out_zero`: a positive finite scale and
-/// an integer zero point in `0..=255`.
-fn read_quant(ck: &mut Checkpoint, layer: &str) -> Result<Quant> {
-    let scale = ck.take(&format!("{layer}.out_scale"), &[1])?[0];
-    let zero = ck.take(&format!("{layer}.out_zero"), &[1])?[0];
-    let usable = scale.is_finite() && scale > 0.0 && (0.0..=255.0).contains(&zero) && zero.fract() == 0.0;
-    if !usable {
-        return Err(Error::UnusableWeights {
-            path: ck.path().to_path_buf(),
-            name: layer.to_string(),
-            reason: format!(
-                "`{layer}` has output scale {scale} and zero point {zero}: expected a positive scale and a whole zero point in 0..=255"
-            ),
-        });
+/// `{layer}.out_scale` and `{layer}.out_zero`, one each or (the stem)
+/// `channels` each: positive finite scales and integer zero points in
+/// `0..=255`. One per channel, as many as the channels.
+fn read_quant(ck: &mut Checkpoint, layer: &str, channels: usize) -> Result<Vec<Quant>> {
+    let (scale_name, zero_name) = (format!("{layer}.out_scale"), format!("{layer}.out_zero"));
+    let n = if ck.shape(&scale_name) == Some(&[channels][..]) { channels } else { 1 };
+    let (scales, zeros) = (ck.take(&scale_name, &[n])?, ck.take(&zero_name, &[n])?);
+    let mut quants = Vec::with_capacity(channels);
+    for (&scale, &zero) in scales.iter().zip(&zeros) {
+        let usable = scale.is_finite() && scale > 0.0 && (0.0..=255.0).contains(&zero) && zero.fract() == 0.0;
+        if !usable {
+            return Err(Error::UnusableWeights {
+                path: ck.path().to_path_buf(),
+                name: layer.to_string(),
+                reason: format!(
+                    "`{layer}` has output scale {scale} and zero point {zero}: expected a positive scale and a whole zero point in 0..=255"
+                ),
+            });
+        }
+        quants.push(Quant { scale, zero: zero as u8 });
     }
-    Ok(Quant { scale, zero: zero as u8 })
+    quants.resize(channels, quants[0]);
+    Ok(quants)
 }
 
 /// A depthwise or pointwise layer's int8 weights (checked to be in range),
@@ -339,7 +388,7 @@ fn read_int8(
     ck: &mut Checkpoint,
     l: &LayerInfo,
     shape: [usize; 4],
-    input: Quant,
+    input: &[Quant],
     out: Quant,
     act: crate::kernels::Activation,
 ) -> Result<(Vec<i8>, Requant)> {
@@ -347,7 +396,13 @@ fn read_int8(
     let qw = take_weights(ck, name, &shape)?;
     let wscale = ck.take(&format!("{name}.wscale"), &[shape[0]])?;
     let bias = ck.take(&format!("{name}.bias"), &[shape[0]])?;
-    let scale = wscale.iter().map(|&s| input.scale * s).collect();
+    // Depthwise: output channel `o` reads input channel `o`; pointwise:
+    // every channel, all of one quantisation.
+    let scale = if l.kind == LayerKind::Depthwise {
+        wscale.iter().zip(input).map(|(&s, q)| q.scale * s).collect()
+    } else {
+        wscale.iter().map(|&s| input[0].scale * s).collect()
+    };
     Ok((qw, Requant { scale, bias, act, out_scale: out.scale, out_zero: out.zero }))
 }
 
@@ -408,10 +463,10 @@ impl QuantNet {
         let mut real = ws.take(q_stem::scratch_len(&self.stem, n, h, w));
         let mut x = ws.take_bytes(len);
         q_stem::run_isa(isa(), &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
-        let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0);
+        let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0[0]);
         let stem_name = observed_layers(self.info).next().map_or("stem", |l| l.name);
         ws.mark_stage(stem_name);
-        record(ws, stem_name, &x[..len], q, [n, h, w]);
+        record(ws, stem_name, &x[..len], &self.stem_out.0, [n, h, w]);
         for (layer, stage_end) in self.layers.iter().zip(&self.stage_ends) {
             match layer {
                 Layer::Depthwise(p, out) => {
@@ -442,7 +497,7 @@ impl QuantNet {
             }
             if let Some(stage) = stage_end {
                 ws.mark_stage(stage);
-                record(ws, stage, &x[..len], q, [n, h, w]);
+                record(ws, stage, &x[..len], &[q], [n, h, w]);
             }
         }
         real.reuse(len);
@@ -457,14 +512,16 @@ impl QuantNet {
     }
 }
 
-/// Keeps `stage`'s output, `n` NHWC `u8` maps of `h` x `w` in `x`, as real
-/// NCHW values when `ws` records stages (`lcnet infer --stages`).
-fn record(ws: &mut Workspace, stage: &str, x: &[u8], q: Quant, [n, h, w]: [usize; 3]) {
+/// Keeps `stage`'s output, `n` NHWC `u8` maps of `h` x `w` in `x`
+/// quantised by `q` (one per channel, or one), as real NCHW values when
+/// `ws` records stages (`lcnet infer --stages`).
+fn record(ws: &mut Workspace, stage: &str, x: &[u8], q: &[Quant], [n, h, w]: [usize; 3]) {
     if !ws.recording() {
         return;
     }
     let c = x.len() / (n * h * w).max(1);
     let real = ndarray::Array4::from_shape_fn((n, c, h, w), |(i, ch, y, xx)| {
+        let q = q[ch.min(q.len() - 1)];
         (f32::from(x[((i * h + y) * w + xx) * c + ch]) - f32::from(q.zero)) * q.scale
     });
     ws.record_nchw(stage, real);

@@ -195,14 +195,26 @@ impl Workspace {
     /// Called by the layers with their output; notes its range when
     /// [`observe_ranges`](Self::observe_ranges) was called.
     pub fn observe(&mut self, output: &[f32]) {
+        self.observe_channels(output, 1);
+    }
+
+    /// [`observe`](Self::observe) for an NHWC output of `channels` channels
+    /// whose ranges are noted one per channel (the stem's: see
+    /// `quant::observed_ranges`).
+    pub fn observe_channels(&mut self, output: &[f32], channels: usize) {
         if let Some(ranges) = &mut self.ranges {
-            let (lo, hi) =
-                output.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-            match ranges.layers.get_mut(ranges.next) {
-                Some(range) => *range = (range.0.min(lo), range.1.max(hi)),
-                None => ranges.layers.push((lo, hi)),
+            for ch in 0..channels {
+                let (lo, hi) = output
+                    .iter()
+                    .skip(ch)
+                    .step_by(channels)
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+                match ranges.layers.get_mut(ranges.next) {
+                    Some(range) => *range = (range.0.min(lo), range.1.max(hi)),
+                    None => ranges.layers.push((lo, hi)),
+                }
+                ranges.next += 1;
             }
-            ranges.next += 1;
         }
     }
 

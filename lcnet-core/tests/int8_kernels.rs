@@ -148,14 +148,14 @@ fn dw_reference(
     wt: &[i8],
     k: usize,
     stride: [usize; 2],
-    zx: u8,
+    zx: &[u8],
     rq: &Requant,
 ) -> Vec<u8> {
     let pad = (k - 1) / 2;
     let (oh, ow) = ((h + 2 * pad - k) / stride[0] + 1, (w + 2 * pad - k) / stride[1] + 1);
     let at = |y: isize, xx: isize, ch: usize| -> i32 {
         if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
-            i32::from(zx)
+            i32::from(zx[ch])
         } else {
             i32::from(x[(y as usize * w + xx as usize) * c + ch])
         }
@@ -171,7 +171,7 @@ fn dw_reference(
                             (oy * stride[0] + ky) as isize - pad as isize,
                             (ox * stride[1] + kx) as isize - pad as isize,
                         );
-                        sum += (at(y, xx, ch) - i32::from(zx)) * i32::from(wt[ch * k * k + ky * k + kx]);
+                        sum += (at(y, xx, ch) - i32::from(zx[ch])) * i32::from(wt[ch * k * k + ky * k + kx]);
                     }
                 }
                 out[(oy * ow + ox) * c + ch] = requantised(sum, ch, rq);
@@ -198,14 +198,16 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
         (19, 6, 8, 3, [2, 2]),
     ] {
         // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
-        let (wt, zx, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]);
+        let (wt, _, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]);
+        // A zero point per channel, as the stem's output has.
+        let zx: Vec<u8> = (0..c).map(|_| (rng.next_u64() % 256) as u8).collect();
         // Two images: the kernel works in blocks of rows that must not
         // mix them up, split over two threads or one.
         let x: Vec<u8> = (0..2 * h * w * c).map(|_| (rng.next_u64() % 256) as u8).collect();
         let (first, second) = x.split_at(h * w * c);
-        let mut want = dw_reference(first, [h, w, c], &wt, k, stride, zx, &rq);
-        want.extend(dw_reference(second, [h, w, c], &wt, k, stride, zx, &rq));
-        let packed = QDwWeights::pack(&wt, k, stride, zx, &rq);
+        let mut want = dw_reference(first, [h, w, c], &wt, k, stride, &zx, &rq);
+        want.extend(dw_reference(second, [h, w, c], &wt, k, stride, &zx, &rq));
+        let packed = QDwWeights::pack(&wt, k, stride, &zx, &rq);
         for (&isa, threads) in Isa::all_supported().iter().flat_map(|isa| [(isa, 1), (isa, 2)]) {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
             let mut got = vec![0u8; want.len()];

@@ -34,29 +34,33 @@ use crate::kernels::{Activation, Isa};
 pub struct QDwWeights {
     /// The weights, bias 0, no activation: the f32 kernel's output is the sums.
     sums: DwWeights,
-    zero_in: i32,
+    /// The input's zero point per channel.
+    zero_in: Vec<i32>,
     /// From the sums to the `u8` outputs.
     requant: Requantiser,
 }
 
 impl QDwWeights {
-    /// Packs PaddleClas's `[c, 1, k, k]` weights for inputs with zero point
-    /// `in_zero`.
+    /// Packs PaddleClas's `[c, 1, k, k]` weights for inputs with zero points
+    /// `in_zero`, one per channel (each output reads one channel, so its
+    /// input may be quantised per channel: `requant.scale` then holds each
+    /// channel's input scale times its weight scale).
     ///
     /// # Panics
     /// If a weight is outside `WEIGHT_MIN..=WEIGHT_MAX`, the kernel is
     /// larger than 5 (sums could leave `f32`'s exact integers), or the sizes
     /// do not agree (loaders check all three first).
-    pub fn pack(c1kk: &[i8], kernel: usize, stride: [usize; 2], in_zero: u8, requant: &Requant) -> Self {
+    pub fn pack(c1kk: &[i8], kernel: usize, stride: [usize; 2], in_zero: &[u8], requant: &Requant) -> Self {
         let c = requant.scale.len();
         assert_eq!(c1kk.len(), c * kernel * kernel, "int8 depthwise weight size");
         assert_eq!(requant.bias.len(), c, "one bias per channel");
+        assert_eq!(in_zero.len(), c, "one input zero point per channel");
         assert!(kernel <= 5, "int8 depthwise kernels are at most 5x5");
         assert!(c1kk.iter().all(|w| (WEIGHT_MIN..=WEIGHT_MAX).contains(w)), "int8 weights must be in -127..=127");
         let weights: Vec<f32> = c1kk.iter().map(|&w| f32::from(w)).collect();
         QDwWeights {
             sums: DwWeights::pack(&weights, vec![0.0; c], kernel, stride, Activation::None),
-            zero_in: i32::from(in_zero),
+            zero_in: in_zero.iter().map(|&z| i32::from(z)).collect(),
             requant: Requantiser::new(requant),
         }
     }
@@ -138,7 +142,7 @@ pub fn run_isa(
             let hi = h.min((oy_end - 1) * s + k - pad);
             let image = &input[img * h * in_row..][..h * in_row];
             let window = &mut widened[..(hi - lo) * in_row];
-            widen(isa, &image[lo * in_row..hi * in_row], p.zero_in, window);
+            widen(isa, &image[lo * in_row..hi * in_row], &p.zero_in, window);
             let (block, rest) = std::mem::take(&mut out).split_at_mut(rows * out_row);
             let block_sums = &mut sums[..rows * out_row];
             for (i, sums_row) in block_sums.chunks_exact_mut(out_row).enumerate() {
@@ -150,13 +154,16 @@ pub fn run_isa(
     });
 }
 
-crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: i32, out: &mut [f32]) => widen_body);
+crate::kernels::dispatch::multiversion!(fn widen(input: &[u8], zero: &[i32], out: &mut [f32]) => widen_body);
 
-/// `out = x - zero` as `f32`, exactly.
+/// `out = x - zero` as `f32`, exactly; `zero` per channel (pixels of
+/// `zero.len()` values).
 #[inline(always)]
 #[allow(clippy::extra_unused_type_parameters)] // only the ISA matters
-fn widen_body<F: Fma>(input: &[u8], zero: i32, out: &mut [f32]) {
-    for (y, &x) in out.iter_mut().zip(input) {
-        *y = (i32::from(x) - zero) as f32;
+fn widen_body<F: Fma>(input: &[u8], zero: &[i32], out: &mut [f32]) {
+    for (y, x) in out.chunks_exact_mut(zero.len()).zip(input.chunks_exact(zero.len())) {
+        for ((y, &x), &z) in y.iter_mut().zip(x).zip(zero) {
+            *y = (i32::from(x) - z) as f32;
+        }
     }
 }
