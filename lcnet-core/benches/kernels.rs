@@ -153,13 +153,14 @@ fn pointwise(c: &mut Criterion) {
 }
 
 /// The int8 1x1 conv at the same shapes as [`pointwise`], every tier (the
-/// fp32 group is the baseline it is read against: same FLOPs).
+/// fp32 group is the baseline it is read against: same FLOPs), with 7-bit
+/// weights (`vpmaddubsw` is exact) and, on the tiers without VNNI, also
+/// 8-bit ones (`w8`: the wide step, what quantised checkpoints hold).
 fn pointwise_int8(c: &mut Criterion) {
     use lcnet_core::__private::kernels::int8::{pwconv::QPwWeights, Requant};
     let pool = pool();
     let mut g = c.benchmark_group("pwconv_int8");
     for (m, k, n) in [(112 * 112, 16, 32), (28 * 28, 128, 128), (14 * 14, 256, 256), (7 * 7, 512, 512)] {
-        let w: Vec<i8> = (0..k * n).map(|i| (i % 127) as i8 - 63).collect();
         let rq = Requant {
             scale: vec![1e-4; n],
             bias: vec![0.0; n],
@@ -167,18 +168,26 @@ fn pointwise_int8(c: &mut Criterion) {
             out_scale: 0.02,
             out_zero: 20,
         };
-        let p = QPwWeights::pack(&w, k, 7, &rq);
+        let narrow: Vec<i8> = (0..k * n).map(|i| (i % 127) as i8 - 63).collect();
+        let full: Vec<i8> = (0..k * n).map(|i| (i % 255) as i8 - 127).collect();
         let x: Vec<u8> = (0..m * k).map(|i| (i * 7 % 251) as u8).collect();
         let mut out = vec![0u8; m * n];
         g.throughput(Throughput::Elements(2 * (m * k * n) as u64));
         for isa in Isa::all_supported() {
-            g.bench_function(format!("{}/{m}x{k}x{n}", isa.name()), |b| {
-                pool.install(|| {
-                    b.iter(|| {
-                        lcnet_core::__private::kernels::int8::pwconv::run_isa(isa, &p, black_box(&x), m, &mut out)
+            let wide_step = matches!(isa.name(), "avx2" | "avx512");
+            for (label, w) in [("", &narrow), ("w8/", &full)] {
+                if !label.is_empty() && !wide_step {
+                    continue;
+                }
+                let p = QPwWeights::pack(w, k, 7, &rq);
+                g.bench_function(format!("{}/{label}{m}x{k}x{n}", isa.name()), |b| {
+                    pool.install(|| {
+                        b.iter(|| {
+                            lcnet_core::__private::kernels::int8::pwconv::run_isa(isa, &p, black_box(&x), m, &mut out)
+                        })
                     })
-                })
-            });
+                });
+            }
         }
     }
     g.finish();

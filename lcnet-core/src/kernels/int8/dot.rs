@@ -10,6 +10,11 @@ use crate::kernels::simd::Vector;
 use super::store::requantised;
 pub use super::store::Output;
 
+/// In a wide panel block, the bytes from a register's even weight pairs to
+/// its odd ones: the block holds the even pairs of its 16 outputs, then the
+/// odd pairs.
+pub const WIDE_ODD: usize = super::pwconv::NR * 4;
+
 /// A register of `i32` sums and what the int8 kernels do with it.
 ///
 /// # Safety
@@ -19,17 +24,23 @@ pub use super::store::Output;
 pub trait Dot: Copy {
     /// The `f32` register with as many lanes, for the requantisation.
     type F: Vector;
+    /// The weights of one step: one register of bytes, or two of `i16`.
+    type W: Copy;
+    /// Whether the step reads the weights widened to `i16` (the panels of
+    /// `QPwWeights::wide`) rather than as bytes.
+    const WIDE: bool;
     /// All lanes zero.
     unsafe fn zero() -> Self;
     /// `LANES` sums from `p`.
     unsafe fn load(p: *const i32) -> Self;
     /// The four bytes at `p` in every lane.
     unsafe fn splat4(p: *const u8) -> Self;
-    /// `4 * LANES` weights from `p`: four per lane.
-    unsafe fn weights(p: *const i8) -> Self;
-    /// Each lane plus the four products of `x`'s bytes (unsigned) and
-    /// `w`'s (signed, in `-64..=63`).
-    unsafe fn dot(self, x: Self, w: Self) -> Self;
+    /// `4 * LANES` weights from `p`, four per lane: as bytes, or (`WIDE`)
+    /// as the `i16` pairs of a wide panel block.
+    unsafe fn weights(p: *const i8) -> Self::W;
+    /// Each lane plus the four products of `x`'s bytes (unsigned) and the
+    /// weights (signed; in `-64..=63` for the `vpmaddubsw` steps).
+    unsafe fn dot(self, x: Self, w: Self::W) -> Self;
     /// The lanes as `f32` (rounded to nearest, ties to even).
     unsafe fn to_f32(self) -> Self::F;
     /// `f`'s lanes, at least 0, capped at 255, rounded to nearest (ties to
@@ -52,10 +63,11 @@ pub struct BwZmm(__m512i);
 #[derive(Clone, Copy)]
 pub struct Avx2Ymm(__m256i);
 
-/// AVX-512BW for 8-bit weights: the even and the odd bytes of inputs and
-/// weights widened to `i16` apart, each pair summed by `vpmaddwd` (exact),
-/// then added: four instructions per step where [`BwZmm`] needs three, and
-/// the widening.
+/// AVX-512BW for 8-bit weights, read widened to `i16` (packed so once):
+/// the even and the odd input bytes of each lane widened apart (once per
+/// broadcast, shared by the registers of a tile), each meeting its weight
+/// pairs in a `vpmaddwd` (exact), both added: four instructions per step
+/// where [`BwZmm`] needs three.
 #[derive(Clone, Copy)]
 pub struct BwZmmWide(__m512i);
 
@@ -63,11 +75,13 @@ pub struct BwZmmWide(__m512i);
 #[derive(Clone, Copy)]
 pub struct Avx2YmmWide(__m256i);
 
-// SAFETY (every method of the three impls): forwarded from the caller (see
+// SAFETY (every method of the impls): forwarded from the caller (see
 // the trait), which runs on a CPU with the ISA, in a function compiled for
 // it, with valid pointers.
 impl Dot for VnniZmm {
     type F = Zmm;
+    type W = Self;
+    const WIDE: bool = false;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { VnniZmm(_mm512_setzero_si512()) }
@@ -100,6 +114,8 @@ impl Dot for VnniZmm {
 
 impl Dot for BwZmm {
     type F = Zmm;
+    type W = Self;
+    const WIDE: bool = false;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { BwZmm(_mm512_setzero_si512()) }
@@ -135,6 +151,8 @@ impl Dot for BwZmm {
 
 impl Dot for Avx2Ymm {
     type F = Ymm;
+    type W = Self;
+    const WIDE: bool = false;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { Avx2Ymm(_mm256_setzero_si256()) }
@@ -176,6 +194,8 @@ impl Dot for Avx2Ymm {
 
 impl Dot for BwZmmWide {
     type F = Zmm;
+    type W = [__m512i; 2];
+    const WIDE: bool = true;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { BwZmmWide(_mm512_setzero_si512()) }
@@ -189,20 +209,18 @@ impl Dot for BwZmmWide {
         unsafe { BwZmmWide(_mm512_set1_epi32(p.cast::<i32>().read_unaligned())) }
     }
     #[inline(always)]
-    unsafe fn weights(p: *const i8) -> Self {
-        unsafe { BwZmmWide(_mm512_loadu_si512(p.cast())) }
+    unsafe fn weights(p: *const i8) -> [__m512i; 2] {
+        unsafe { [_mm512_loadu_si512(p.cast()), _mm512_loadu_si512(p.add(WIDE_ODD).cast())] }
     }
     #[inline(always)]
-    unsafe fn dot(self, x: Self, w: Self) -> Self {
+    unsafe fn dot(self, x: Self, w: [__m512i; 2]) -> Self {
         unsafe {
-            // Bytes 0 and 2 of each lane (inputs unsigned, weights signed)
-            // as i16, then bytes 1 and 3.
+            // Bytes 0 and 2 of each lane as i16, then bytes 1 and 3: the
+            // inputs the even and the odd weight pairs take.
             let x_even = _mm512_and_si512(x.0, _mm512_set1_epi16(0xff));
             let x_odd = _mm512_srli_epi16::<8>(x.0);
-            let w_even = _mm512_srai_epi16::<8>(_mm512_slli_epi16::<8>(w.0));
-            let w_odd = _mm512_srai_epi16::<8>(w.0);
-            let sum = _mm512_add_epi32(_mm512_madd_epi16(x_even, w_even), _mm512_madd_epi16(x_odd, w_odd));
-            BwZmmWide(_mm512_add_epi32(self.0, sum))
+            let sum = _mm512_add_epi32(self.0, _mm512_madd_epi16(x_even, w[0]));
+            BwZmmWide(_mm512_add_epi32(sum, _mm512_madd_epi16(x_odd, w[1])))
         }
     }
     #[inline(always)]
@@ -217,6 +235,8 @@ impl Dot for BwZmmWide {
 
 impl Dot for Avx2YmmWide {
     type F = Ymm;
+    type W = [__m256i; 2];
+    const WIDE: bool = true;
     #[inline(always)]
     unsafe fn zero() -> Self {
         unsafe { Avx2YmmWide(_mm256_setzero_si256()) }
@@ -230,18 +250,16 @@ impl Dot for Avx2YmmWide {
         unsafe { Avx2YmmWide(_mm256_set1_epi32(p.cast::<i32>().read_unaligned())) }
     }
     #[inline(always)]
-    unsafe fn weights(p: *const i8) -> Self {
-        unsafe { Avx2YmmWide(_mm256_loadu_si256(p.cast())) }
+    unsafe fn weights(p: *const i8) -> [__m256i; 2] {
+        unsafe { [_mm256_loadu_si256(p.cast()), _mm256_loadu_si256(p.add(WIDE_ODD).cast())] }
     }
     #[inline(always)]
-    unsafe fn dot(self, x: Self, w: Self) -> Self {
+    unsafe fn dot(self, x: Self, w: [__m256i; 2]) -> Self {
         unsafe {
             let x_even = _mm256_and_si256(x.0, _mm256_set1_epi16(0xff));
             let x_odd = _mm256_srli_epi16::<8>(x.0);
-            let w_even = _mm256_srai_epi16::<8>(_mm256_slli_epi16::<8>(w.0));
-            let w_odd = _mm256_srai_epi16::<8>(w.0);
-            let sum = _mm256_add_epi32(_mm256_madd_epi16(x_even, w_even), _mm256_madd_epi16(x_odd, w_odd));
-            Avx2YmmWide(_mm256_add_epi32(self.0, sum))
+            let sum = _mm256_add_epi32(self.0, _mm256_madd_epi16(x_even, w[0]));
+            Avx2YmmWide(_mm256_add_epi32(sum, _mm256_madd_epi16(x_odd, w[1])))
         }
     }
     #[inline(always)]

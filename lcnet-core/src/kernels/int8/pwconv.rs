@@ -43,6 +43,13 @@ pub struct QPwWeights {
     /// Every weight in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` is exact.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has that step
     narrow: bool,
+    /// For the exact wide step (8-bit weights without VNNI), made on its
+    /// first use (a VNNI CPU never holds it): `packed`'s panels with each
+    /// block's weights as `i16` (little-endian bytes), per output `j` the
+    /// pair of inputs `4q, 4q + 2` at `4 * j`, then the pairs `4q + 1, 4q +
+    /// 3` from [`WIDE_ODD`](super::dot::WIDE_ODD).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has that step
+    wide: std::sync::OnceLock<Vec<i8>>,
 }
 
 impl QPwWeights {
@@ -87,7 +94,26 @@ impl QPwWeights {
             in_channels: k,
             out_channels: n,
             narrow: oi.iter().all(|w| (NARROW_MIN..=NARROW_MAX).contains(w)),
+            wide: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The wide panels (see [`QPwWeights::wide`]), made on the first call.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has that step
+    fn wide(&self) -> &[i8] {
+        self.wide.get_or_init(|| {
+            let mut wide = Vec::with_capacity(self.packed.len() * 2);
+            for block in self.packed.chunks_exact(NR * 4) {
+                for first in [0, 1] {
+                    for w in block.chunks_exact(4) {
+                        for i in [first, first + 2] {
+                            wide.extend(i16::from(w[i]).to_le_bytes().map(|b| b as i8));
+                        }
+                    }
+                }
+            }
+            wide
+        })
     }
 
     /// Input channels.
@@ -248,9 +274,10 @@ mod simd {
         let lanes = <D::F as Vector>::LANES;
         let tn = J * lanes;
         debug_assert!(tn.is_multiple_of(NR) && J <= 2);
+        let packed = if D::WIDE { p.wide() } else { &p.packed };
         for col0 in (0..n).step_by(tn) {
             let cols = tn.min(n - col0);
-            let panel = &p.packed[(col0 / NR) * groups * NR * 4..];
+            let panel = &packed[(col0 / NR) * groups * block::<D>()..];
             for r0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - r0);
                 let tile = Tile {
@@ -275,6 +302,15 @@ mod simd {
                     }
                 }
             }
+        }
+    }
+
+    /// The bytes of one panel's weights for four inputs.
+    const fn block<D: Dot>() -> usize {
+        if D::WIDE {
+            NR * 8
+        } else {
+            NR * 4
         }
     }
 
@@ -315,10 +351,11 @@ mod simd {
     unsafe fn tile<D: Dot, const R: usize, const J: usize>(p: &QPwWeights, t: Tile) {
         let Tile { a, b, groups, k, c, ldc, cols, col0 } = t;
         let lanes = <D::F as Vector>::LANES;
-        // Register `j`'s weights: its panel and its place in the panel's rows.
-        let offset = |j: usize| (j * lanes / NR) * groups * NR * 4 + (j * lanes % NR) * 4;
+        // Register `j`'s weights: its panel and its place in the panel's
+        // blocks (in a wide block, of its even pairs: the odd ones follow).
+        let offset = |j: usize| (j * lanes / NR) * groups * block::<D>() + (j * lanes % NR) * 4;
         debug_assert!(a.len() == R * k && c.len() == (R - 1) * ldc + cols);
-        debug_assert!(b.len() >= offset(J - 1) + (groups - 1) * NR * 4 + lanes * 4);
+        debug_assert!(b.len() >= offset(J - 1) + (groups - 1) * block::<D>() + block::<D>() - (NR - lanes) * 4);
         // SAFETY: every pointer below stays inside the slices, per the
         // assertions above; the last group of a row that is not 4 bytes
         // long, and partial stores, go through stack buffers.
@@ -329,9 +366,9 @@ mod simd {
                 unrolled!(r < R => acc[r] = start);
             });
             let whole = k / 4;
-            let w_ptr = |j: usize, q: usize| b.as_ptr().add(offset(j) + q * NR * 4);
+            let w_ptr = |j: usize, q: usize| b.as_ptr().add(offset(j) + q * block::<D>());
             for q in 0..whole {
-                let w = [D::weights(w_ptr(0, q)), if J > 1 { D::weights(w_ptr(J - 1, q)) } else { D::zero() }];
+                let w = [D::weights(w_ptr(0, q)), D::weights(w_ptr(J - 1, q))];
                 unrolled!(r < R => {
                     let x = D::splat4(a.as_ptr().add(r * k + q * 4));
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
@@ -339,7 +376,7 @@ mod simd {
             }
             if k % 4 != 0 {
                 let q = whole;
-                let w = [D::weights(w_ptr(0, q)), if J > 1 { D::weights(w_ptr(J - 1, q)) } else { D::zero() }];
+                let w = [D::weights(w_ptr(0, q)), D::weights(w_ptr(J - 1, q))];
                 unrolled!(r < R => {
                     let mut last = [0u8; 4];
                     last[..k % 4].copy_from_slice(&a[r * k + q * 4..(r + 1) * k]);
