@@ -456,13 +456,20 @@ impl Network for QuantNet {
 
 impl QuantNet {
     /// The pass over `n` NCHW images of `h` x `w` in `data`, already checked.
+    ///
+    /// The integer kernels give the same bytes on every tier by construction;
+    /// the f32 parts (stem, SE, head) run [`Isa::fused`](crate::Isa::fused),
+    /// which sums in the same order with the same roundings on every tier,
+    /// so the whole pass does too (`tests/int8_network.rs` checks it against a
+    /// plain scalar implementation).
     fn run_images(&self, data: &[f32], n: usize, [h, w]: [usize; 2], ws: &mut Workspace) -> Result<Array2<f32>> {
+        let (isa, f32_isa) = (isa(), isa().fused());
         // Buffers from the workspace: after the first pass, none is allocated.
         let (sh, sw) = self.stem.out_hw(h, w);
         let mut len = n * sh * sw * self.stem.out_channels;
         let mut real = ws.take(q_stem::scratch_len(&self.stem, n, h, w));
         let mut x = ws.take_bytes(len);
-        q_stem::run_isa(isa(), &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
+        q_stem::run_isa(f32_isa, &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
         let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0[0]);
         let stem_name = observed_layers(self.info).next().map_or("stem", |l| l.name);
         ws.mark_stage(stem_name);
@@ -474,23 +481,23 @@ impl QuantNet {
                     let out_len = n * oh * ow * p.channels();
                     let mut y = ws.take_bytes(out_len);
                     real.reuse(p.scratch_len(n, h, w));
-                    q_dwconv::run(p, &x[..len], n, h, w, &mut y[..out_len], &mut real);
+                    q_dwconv::run_isa(isa, p, &x[..len], n, h, w, &mut y[..out_len], &mut real);
                     ws.give_bytes(std::mem::replace(&mut x, y));
                     (len, h, w, q) = (out_len, oh, ow, *out);
                 }
                 Layer::Se(p, out, quantiser) => {
                     real.reuse(len);
-                    dequantize(isa(), &x[..len], q.zero, q.scale, &mut real);
+                    dequantize(isa, &x[..len], q.zero, q.scale, &mut real);
                     let mut s = ws.take_scratch(n * p.scratch_per_image());
-                    se::run(p, &mut real, n, h * w, &mut s);
+                    se::run_isa(f32_isa, p, &mut real, n, h * w, &mut s);
                     ws.give_scratch(s);
-                    requantise(isa(), quantiser, &real, &mut x[..len]);
+                    requantise(isa, quantiser, &real, &mut x[..len]);
                     q = *out;
                 }
                 Layer::Pointwise(p, out) => {
                     let out_len = n * h * w * p.out_channels();
                     let mut y = ws.take_bytes(out_len);
-                    q_pwconv::run(p, &x[..len], n * h * w, &mut y[..out_len]);
+                    q_pwconv::run_isa(isa, p, &x[..len], n * h * w, &mut y[..out_len]);
                     ws.give_bytes(std::mem::replace(&mut x, y));
                     (len, q) = (out_len, *out);
                 }
@@ -501,11 +508,19 @@ impl QuantNet {
             }
         }
         real.reuse(len);
-        dequantize(isa(), &x[..len], q.zero, q.scale, &mut real);
+        dequantize(isa, &x[..len], q.zero, q.scale, &mut real);
         ws.give_bytes(x);
         let mut logits = Array2::zeros((n, self.classes()));
         let mut s = ws.take_scratch(n * self.head.scratch_per_image());
-        head::run(&self.head, &real, n, h * w, &mut s, logits.as_slice_mut().expect("fresh array is contiguous"));
+        head::run_isa(
+            f32_isa,
+            &self.head,
+            &real,
+            n,
+            h * w,
+            &mut s,
+            logits.as_slice_mut().expect("fresh array is contiguous"),
+        );
         ws.give_scratch(s);
         ws.give(real);
         Ok(logits)

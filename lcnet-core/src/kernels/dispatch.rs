@@ -84,31 +84,50 @@ impl Tier {
 /// let forged = lcnet_core::Isa(lcnet_core::Tier::Avx512);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Isa(Tier);
+pub struct Isa {
+    tier: Tier,
+    /// Whether the portable kernels fuse multiply-adds ([`Isa::fused`]).
+    fused: bool,
+}
 
 impl Isa {
     /// Portable code: every CPU has it.
-    pub const SCALAR: Isa = Isa(Tier::Scalar);
+    pub const SCALAR: Isa = Isa { tier: Tier::Scalar, fused: false };
 
     /// `tier`, if this CPU has it.
     pub fn detect(tier: Tier) -> Option<Isa> {
-        tier.supported().then_some(Isa(tier))
+        tier.supported().then_some(Isa { tier, fused: false })
     }
 
     /// The tier.
     pub fn tier(self) -> Tier {
-        self.0
+        self.tier
     }
 
     /// Lowercase name, as `LCNET_ISA` spells it.
     pub fn name(self) -> &'static str {
-        self.0.name()
+        self.tier.name()
     }
 
     /// Whether this is one of the AVX-512 tiers (with or without VNNI),
     /// which the f32 kernels treat alike.
     pub fn is_avx512(self) -> bool {
-        matches!(self.0, Tier::Avx512 | Tier::Avx512Vnni)
+        matches!(self.tier, Tier::Avx512 | Tier::Avx512Vnni)
+    }
+
+    /// The same tier, with the portable kernels fusing multiply-adds
+    /// (`f32::mul_add`) as the SIMD ones do. A kernel that sums in a fixed
+    /// order then gives the same bits on every tier: what the int8 network
+    /// asks of its f32 parts, whose results are rounded to 8 bits, where one
+    /// unit in the last place can change a byte. Slower in portable code
+    /// (a library call per multiply-add where the CPU has no FMA).
+    pub fn fused(self) -> Isa {
+        Isa { fused: true, ..self }
+    }
+
+    /// Whether [`Isa::fused`] made this.
+    pub fn is_fused(self) -> bool {
+        self.fused
     }
 
     /// Every tier this CPU supports, best last.
@@ -185,7 +204,8 @@ impl Fma for NoFma {
 /// `multiversion!(pub fn name(a: A, b: B) => body);` defines
 /// `name(isa: Isa, a: A, b: B)`, which runs `body::<WithFma>(a, b)` inside an
 /// AVX-512 or AVX2+FMA `#[target_feature]` trampoline, or directly on NEON
-/// (aarch64's baseline: no trampoline needed), or `body::<NoFma>`.
+/// (aarch64's baseline: no trampoline needed), or `body::<NoFma>` (but
+/// `body::<WithFma>` for an [`Isa::fused`] one).
 macro_rules! multiversion {
     ($vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) => $body:ident) => {
         #[allow(clippy::too_many_arguments)]
@@ -217,8 +237,9 @@ macro_rules! multiversion {
             if isa.tier() == $crate::kernels::Tier::Neon {
                 return $body::<$crate::kernels::dispatch::WithFma>($($arg),*);
             }
-            #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-            let _ = isa;
+            if isa.is_fused() {
+                return $body::<$crate::kernels::dispatch::WithFma>($($arg),*);
+            }
             $body::<$crate::kernels::dispatch::NoFma>($($arg),*)
         }
     };
