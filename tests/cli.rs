@@ -312,7 +312,7 @@ fn best_tier_of_this_cpu() -> &'static str {
             return if has("avx512_vnni") { "avx512vnni" } else { "avx512" };
         }
         if has("avx2") && has("fma") {
-            return "avx2";
+            return if has("avx_vnni") { "avx2vnni" } else { "avx2" };
         }
     }
     #[cfg(target_arch = "aarch64")]

@@ -7,9 +7,9 @@
 //! (so LLVM vectorises it with zmm / ymm registers and fused multiply-adds);
 //! on aarch64, where NEON and FMA are part of the base instruction set, with
 //! fused multiply-adds; and everywhere as portable code without them.
-//! `LCNET_ISA=scalar|avx2|avx512` (x86_64) or `scalar|neon` (aarch64) lowers
-//! the choice (never raises it) so that tests cover every path on one
-//! machine.
+//! `LCNET_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni` (x86_64) or
+//! `scalar|neon` (aarch64) lowers the choice (never raises it) so that tests
+//! cover every path on one machine.
 
 use std::sync::OnceLock;
 
@@ -21,6 +21,11 @@ pub enum Tier {
     Scalar,
     /// AVX2 + FMA (256-bit).
     Avx2,
+    /// [`Avx2`](Tier::Avx2) with AVX-VNNI (`vpdpbusd` on 256 bits: Intel
+    /// since Alder Lake and Sapphire Rapids, AMD since Zen 5). The same code
+    /// as AVX2 but for the int8 kernels. Not implied by the AVX-512 tiers
+    /// (Ice Lake and Zen 4 have AVX-512 VNNI but not AVX-VNNI).
+    Avx2Vnni,
     /// AVX-512F/BW/DQ/VL + FMA (512-bit).
     Avx512,
     /// [`Avx512`](Tier::Avx512) with VNNI (`vpdpbusd`: four 8-bit products
@@ -37,6 +42,7 @@ impl Tier {
         match self {
             Tier::Scalar => "scalar",
             Tier::Avx2 => "avx2",
+            Tier::Avx2Vnni => "avx2vnni",
             Tier::Avx512 => "avx512",
             Tier::Avx512Vnni => "avx512vnni",
             Tier::Neon => "neon",
@@ -49,6 +55,8 @@ impl Tier {
             Tier::Scalar => true,
             #[cfg(target_arch = "x86_64")]
             Tier::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx2Vnni => Tier::Avx2.supported() && is_x86_feature_detected!("avxvnni"),
             #[cfg(target_arch = "x86_64")]
             Tier::Avx512 => {
                 Tier::Avx2.supported()
@@ -138,13 +146,13 @@ impl Isa {
 
 impl Tier {
     /// Every tier of every target, in order.
-    pub const ALL: [Tier; 5] = [Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Avx512Vnni, Tier::Neon];
+    pub const ALL: [Tier; 6] = [Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni, Tier::Neon];
 
     /// The tiers of the target this was compiled for, as `LCNET_ISA` names
     /// them (whether or not this CPU has them).
     pub fn of_target() -> &'static [Tier] {
         if cfg!(target_arch = "x86_64") {
-            &[Tier::Scalar, Tier::Avx2, Tier::Avx512, Tier::Avx512Vnni]
+            &[Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni]
         } else if cfg!(target_arch = "aarch64") {
             &[Tier::Scalar, Tier::Neon]
         } else {
@@ -164,9 +172,9 @@ pub fn isa() -> Isa {
             return best;
         }
         match Tier::of_target().iter().find(|t| t.name() == asked) {
-            // A tier below the best is one this CPU has (each tier of a
-            // target implies the ones before it).
-            Some(&tier) => best.min(Isa::detect(tier).unwrap_or(best)),
+            // The best tier this CPU has at or below the one asked for
+            // (`avx2vnni` on a CPU without AVX-VNNI: `avx2`).
+            Some(&tier) => Isa::all_supported().into_iter().filter(|i| i.tier() <= tier).max().unwrap_or(best),
             None => {
                 let names: Vec<_> = Tier::of_target().iter().map(|t| t.name()).collect();
                 eprintln!("lcnet: LCNET_ISA={asked} is not one of {}; using {}", names.join(", "), best.name());
@@ -229,7 +237,7 @@ macro_rules! multiversion {
                         return unsafe { avx512($($arg),*) }
                     }
                     // SAFETY: as above.
-                    $crate::kernels::Tier::Avx2 => return unsafe { avx2($($arg),*) },
+                    $crate::kernels::Tier::Avx2 | $crate::kernels::Tier::Avx2Vnni => return unsafe { avx2($($arg),*) },
                     _ => {}
                 }
             }

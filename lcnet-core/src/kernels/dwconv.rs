@@ -72,7 +72,7 @@ pub(crate) fn row_isa(isa: Isa, p: &DwWeights, image: &[f32], h: usize, w: usize
     match isa.tier() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a detected tier; AVX-512 implies AVX2 + FMA.
-        Tier::Avx2 => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
+        Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },

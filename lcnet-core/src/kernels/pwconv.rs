@@ -119,7 +119,7 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a tier runtime detection found on this
         // CPU, and AVX-512 implies AVX2 + FMA.
-        Tier::Avx2 => unsafe { simd::gemm_rows_avx2(p, input, out) },
+        Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::gemm_rows_avx2(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::gemm_rows_avx512(p, input, out) },

@@ -84,7 +84,7 @@ pub(crate) fn row_isa(isa: Isa, p: &StemWeights, image: &[f32], h: usize, w: usi
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Tier::Avx2 if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+        Tier::Avx2 | Tier::Avx2Vnni if cout.is_multiple_of(8) && cout <= 64 => unsafe {
             simd::stem_row_avx2(p, image, h, w, oy, out_row)
         },
         #[cfg(target_arch = "aarch64")]

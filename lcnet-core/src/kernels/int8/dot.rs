@@ -53,6 +53,11 @@ pub trait Dot: Copy {
 #[derive(Clone, Copy)]
 pub struct VnniZmm(__m512i);
 
+/// AVX-VNNI: [`VnniZmm`]'s `vpdpbusd` on 256 bits (AVX2 CPUs with
+/// AVX-VNNI: Intel's since Alder Lake).
+#[derive(Clone, Copy)]
+pub struct VnniYmm(__m256i);
+
 /// AVX-512BW for weights in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` (pairs of
 /// products into `i16`, which such weights keep from saturating), then `vpmaddwd` by ones (pairs of those
 /// into `i32`), then an add: three instructions for VNNI's one.
@@ -109,6 +114,40 @@ impl Dot for VnniZmm {
     #[inline(always)]
     unsafe fn store_u8(f: Zmm, p: *mut u8) {
         unsafe { store_u8_zmm(f, p) }
+    }
+}
+
+impl Dot for VnniYmm {
+    type F = Ymm;
+    type W = Self;
+    const WIDE: bool = false;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        unsafe { VnniYmm(_mm256_setzero_si256()) }
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const i32) -> Self {
+        unsafe { VnniYmm(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn splat4(p: *const u8) -> Self {
+        unsafe { VnniYmm(_mm256_set1_epi32(p.cast::<i32>().read_unaligned())) }
+    }
+    #[inline(always)]
+    unsafe fn weights(p: *const i8) -> Self {
+        unsafe { VnniYmm(_mm256_loadu_si256(p.cast())) }
+    }
+    #[inline(always)]
+    unsafe fn dot(self, x: Self, w: Self) -> Self {
+        unsafe { VnniYmm(_mm256_dpbusd_avx_epi32(self.0, x.0, w.0)) }
+    }
+    #[inline(always)]
+    unsafe fn to_f32(self) -> Ymm {
+        unsafe { Ymm(_mm256_cvtepi32_ps(self.0)) }
+    }
+    #[inline(always)]
+    unsafe fn store_u8(f: Ymm, p: *mut u8) {
+        unsafe { Avx2Ymm::store_u8(f, p) }
     }
 }
 

@@ -7,11 +7,11 @@
 //! back to `u8` for the next layer.
 //!
 //! Weights are symmetric, `-127..=127` ([`WEIGHT_MIN`], [`WEIGHT_MAX`]).
-//! With VNNI, `vpdpbusd` adds four `u8 x i8` products into each `i32` lane
-//! exactly. Without it the fast step is `vpmaddubsw`, which adds two
-//! products into a saturating `i16`: exact only when the weights fit in 7
-//! bits (`2 x 255 x 64 = 32640`), the limit ONNX Runtime's `reduce_range`
-//! and oneDNN apply on such CPUs. 7-bit weights cost doc_ori a confident
+//! With VNNI (AVX-512 VNNI or AVX-VNNI), `vpdpbusd` adds four `u8 x i8`
+//! products into each `i32` lane exactly. Without it the fast step is
+//! `vpmaddubsw`, which adds two products into a saturating `i16`: exact only
+//! when the weights fit in 7 bits (`2 x 255 x 64 = 32640`), the limit ONNX
+//! Runtime's `reduce_range` and oneDNN apply on such CPUs. 7-bit weights cost doc_ori a confident
 //! page in 200 (docs/int8.md), so lcnet keeps 8 bits: a layer whose weights
 //! all fit in [`NARROW_MIN`]`..=`[`NARROW_MAX`] runs `vpmaddubsw` on AVX2
 //! and AVX-512BW, any other runs an exact `vpmaddwd` step (odd and even

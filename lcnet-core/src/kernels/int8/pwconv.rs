@@ -158,11 +158,14 @@ pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut 
     let gemm = |out: &mut [u8], input: &[u8]| match isa.tier() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a tier runtime detection found on this
-        // CPU; each tier implies the ones below it.
+        // CPU; each x86 tier implies AVX2 and FMA.
         Tier::Avx512Vnni => unsafe { simd::rows_vnni(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx512 => unsafe { simd::rows_avx512bw(p, input, out) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as above.
+        Tier::Avx2Vnni => unsafe { simd::rows_avx2vnni(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx2 => unsafe { simd::rows_avx2(p, input, out) },
@@ -210,12 +213,14 @@ mod portable {
     }
 }
 
-/// One tile body for the three x86 tiers, generic over [`Dot`]: `R` pixel
+/// One tile body for the x86 tiers, generic over [`Dot`]: `R` pixel
 /// rows x `J` registers of outputs, the sums in registers.
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{QPwWeights, NR};
-    use crate::kernels::int8::dot::{requantise, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniZmm};
+    use crate::kernels::int8::dot::{
+        requantise, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
+    };
     use crate::kernels::simd::{columns, unrolled, Vector};
 
     /// AVX-512 VNNI: 12 rows x 2 registers (32 outputs, two panels): 24
@@ -245,6 +250,17 @@ mod simd {
                 rows::<BwZmmWide, 8, 2>(p, input, out)
             }
         }
+    }
+
+    /// AVX-VNNI: 6 rows x 2 registers (one panel): 12 sums, 2 weight
+    /// registers and the broadcast in 16 registers; exact for 8-bit weights.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2, FMA and AVX-VNNI.
+    #[target_feature(enable = "avx2,fma,avxvnni")]
+    pub unsafe fn rows_avx2vnni(p: &QPwWeights, input: &[u8], out: &mut [u8]) {
+        // SAFETY: the features are enabled.
+        unsafe { rows::<VnniYmm, 6, 2>(p, input, out) }
     }
 
     /// AVX2: 4 rows x 2 registers (one panel): 8 sums, 2 weights, the

@@ -36,7 +36,7 @@ pub fn requantise(isa: Isa, p: &Requantiser, sums: &[f32], out: &mut [u8]) {
         Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::requantise_avx512(p, sums, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Tier::Avx2 => unsafe { simd::requantise_avx2(p, sums, out) },
+        Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::requantise_avx2(p, sums, out) },
         Tier::Neon | Tier::Scalar => requantise_channels(p, sums, out, 0),
         #[allow(unreachable_patterns)] // x86 tiers on other targets
         _ => requantise_channels(p, sums, out, 0),
