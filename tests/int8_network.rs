@@ -194,25 +194,25 @@ fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [us
             LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
         }
     }
-    // Head: mean, 1x1 conv (bias if any) and HardSwish, then the fc, whose
-    // weights (dequantised per class) the inference-time dropout scales.
+    // Head: mean, 1x1 conv (bias if any) and HardSwish, then the fc. Their
+    // weights stay in 8 bits: each output's sum in weight units meets its
+    // scale and bias in one more multiply-add; the fc's scales carry the
+    // inference-time dropout factor.
     let x = map.unwrap();
     let mut features = pool(&x.real(), x.c);
     if let Some(conv) = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv) {
-        let weight = dequantized(ck, "last_conv", &[conv.out_channels, x.c, 1, 1]);
-        let bias = if info.head_bias {
-            ck.take("last_conv.bias", &[conv.out_channels]).unwrap()
-        } else {
-            vec![0.0; conv.out_channels]
-        };
-        features = matvec(&features, &weight, &bias, false).into_iter().map(hard_swish).collect();
+        let hidden = conv.out_channels;
+        let (q, scale) = int8(ck, "last_conv", &[hidden, x.c, 1, 1]);
+        let bias = if info.head_bias { ck.take("last_conv.bias", &[hidden]).unwrap() } else { vec![0.0; hidden] };
+        let sums = matvec(&features, &q.iter().map(|&q| f32::from(q)).collect::<Vec<_>>(), &vec![0.0; hidden], false);
+        features = (0..hidden).map(|o| hard_swish(sums[o].mul_add(scale[o], bias[o]))).collect();
     }
     let classes = ck.shape("fc.qweight").unwrap()[1];
     let q = ck.take_i8("fc.qweight", &[features.len(), classes]).unwrap();
-    let scales = ck.take("fc.wscale", &[classes]).unwrap();
-    let fc: Vec<f32> =
-        q.iter().enumerate().map(|(i, &q)| f32::from(q) * scales[i % classes] * info.dropout_scale).collect();
-    matvec(&features, &fc, &ck.take("fc.bias", &[classes]).unwrap(), true)
+    let scale = ck.take("fc.wscale", &[classes]).unwrap();
+    let bias = ck.take("fc.bias", &[classes]).unwrap();
+    let sums = matvec(&features, &q.iter().map(|&q| f32::from(q)).collect::<Vec<_>>(), &vec![0.0; classes], true);
+    (0..classes).map(|c| sums[c].mul_add(scale[c] * info.dropout_scale, bias[c])).collect()
 }
 
 #[test]

@@ -260,7 +260,7 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
         dropout_scale: f32,
         bias: bool,
     ) -> Result<Self> {
-        Ok(Head { weights: load_head(ck, [conv, fc], act, dropout_scale, bias, [I, HIDDEN], None)? })
+        Ok(Head { weights: load_head(ck, [conv, fc], act, dropout_scale, bias, [I, HIDDEN])? })
     }
 
     /// Number of classes.
@@ -287,17 +287,8 @@ impl<const I: usize, const HIDDEN: usize> Head<I, HIDDEN> {
     }
 }
 
-/// Head weights an int8 checkpoint stores quantised, back in f32: the
-/// conv's `[hidden, in]` (if the head has one) and the fc's `[features,
-/// classes]` with the number of classes.
-pub(crate) struct DequantizedHead {
-    pub conv: Option<Vec<f32>>,
-    pub fc: (Vec<f32>, usize),
-}
-
 /// [`Head::load`] for channel counts known only at run time (`hidden` 0:
-/// no head conv), with the weights of `dequantized` instead of the
-/// checkpoint's f32 ones when given.
+/// no head conv).
 pub(crate) fn load_head(
     ck: &mut Checkpoint,
     [conv, fc]: [&str; 2],
@@ -305,20 +296,12 @@ pub(crate) fn load_head(
     dropout_scale: f32,
     bias: bool,
     [in_channels, hidden]: [usize; 2],
-    dequantized: Option<DequantizedHead>,
 ) -> Result<head::HeadWeights> {
-    let (conv_weight, fc_weight) = match dequantized {
-        Some(DequantizedHead { conv, fc }) => (conv, Some(fc)),
-        None => (None, None),
-    };
     let features = if hidden == 0 { in_channels } else { hidden };
     let (conv_w, conv_bias) = if hidden == 0 {
         (AlignedVec::default(), Vec::new())
     } else {
-        let weight = match conv_weight {
-            Some(w) => w,
-            None => ck.take(&format!("{conv}.weight"), &[hidden, in_channels, 1, 1])?,
-        };
+        let weight = ck.take(&format!("{conv}.weight"), &[hidden, in_channels, 1, 1])?;
         let packed = input_major(&weight, hidden, in_channels);
         // A bias the table does not ask for is still taken when present:
         // timm's `conv_head` has one where PaddleClas's `last_conv` has none.
@@ -326,16 +309,8 @@ pub(crate) fn load_head(
         let b = if bias || ck.shape(&bias_name).is_some() { ck.take(&bias_name, &[hidden])? } else { Vec::new() };
         (packed, b)
     };
-    let (mut fc_w, classes) = match fc_weight {
-        Some((w, classes)) => {
-            assert_eq!(w.len(), features * classes, "the caller takes the fc weight by shape");
-            (AlignedVec::from(w), classes)
-        }
-        None => {
-            let classes = fc_classes(ck, &format!("{fc}.weight"), features)?;
-            (ck.take_aligned(&format!("{fc}.weight"), &[features, classes])?, classes)
-        }
-    };
+    let classes = fc_classes(ck, &format!("{fc}.weight"), features)?;
+    let mut fc_w = ck.take_aligned(&format!("{fc}.weight"), &[features, classes])?;
     fc_w.iter_mut().for_each(|v| *v *= dropout_scale);
     let fc_bias = ck.take(&format!("{fc}.bias"), &[classes])?;
     Ok(head::HeadWeights { conv: conv_w, conv_bias, in_channels, hidden, act, fc: fc_w, fc_bias })

@@ -13,12 +13,13 @@ use ndarray::{Array2, ArrayView4};
 use rayon::prelude::*;
 
 use crate::kernels::int8::dwconv::{self as q_dwconv, QDwWeights};
+use crate::kernels::int8::head::{self as q_head, QHeadWeights, QMatrix};
 use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
 use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
 use crate::kernels::int8::stem as q_stem;
 use crate::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
-use crate::kernels::{head, isa, se, stem, Activation};
-use crate::layers::{fc_classes, first_non_finite, load_conv_bn, load_head, DequantizedHead};
+use crate::kernels::{isa, se, stem, Activation};
+use crate::layers::{fc_classes, first_non_finite, load_conv_bn};
 use crate::weights::{to_bytes_with, TensorData};
 use crate::{Checkpoint, Error, LayerInfo, LayerKind, Network, Result, VariantInfo, Workspace};
 
@@ -206,15 +207,6 @@ fn transpose<T: Copy>(x: &[T], rows: usize, cols: usize) -> Vec<T> {
     (0..cols * rows).map(|i| x[(i % rows) * cols + i / rows]).collect()
 }
 
-/// The fc weight stored per class by [`quantize`], back in f32, and the
-/// number of classes.
-fn take_fc_dequantized(ck: &mut Checkpoint, features: usize) -> Result<(Vec<f32>, usize)> {
-    let classes = fc_classes(ck, "fc.qweight", features)?;
-    let q = take_weights(ck, "fc", &[features, classes])?;
-    let scales = ck.take("fc.wscale", &[classes])?;
-    Ok((q.iter().enumerate().map(|(i, &q)| f32::from(q) * scales[i % classes]).collect(), classes))
-}
-
 /// [`store_int8`]'s weights back in f32.
 fn take_dequantized(ck: &mut Checkpoint, prefix: &str, shape: &[usize]) -> Result<Vec<f32>> {
     let q = take_weights(ck, prefix, shape)?;
@@ -258,7 +250,7 @@ pub struct QuantNet {
     layers: Vec<Layer>,
     /// Per layer: the stage it ends (`blocks2`, ...), if it is the last of one.
     stage_ends: Vec<Option<&'static str>>,
-    head: head::HeadWeights,
+    head: QHeadWeights,
 }
 
 impl QuantNet {
@@ -323,19 +315,26 @@ impl QuantNet {
         let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
         let last = observed_layers(info).last().map_or(0, |l| l.out_channels);
         let hidden = head_info.map_or(0, |l| l.out_channels);
-        let dequantized = DequantizedHead {
-            conv: if hidden > 0 { Some(take_dequantized(ck, "last_conv", &[hidden, last, 1, 1])?) } else { None },
-            fc: take_fc_dequantized(ck, if hidden > 0 { hidden } else { last })?,
+        let features = if hidden > 0 { hidden } else { last };
+        let conv = if hidden > 0 {
+            let q = take_weights(ck, "last_conv", &[hidden, last, 1, 1])?;
+            let scale = ck.take("last_conv.wscale", &[hidden])?;
+            // A bias the table does not ask for is still taken when present
+            // (timm's `conv_head` has one), as the f32 head does.
+            let bias = if info.head_bias || ck.shape("last_conv.bias").is_some() {
+                ck.take("last_conv.bias", &[hidden])?
+            } else {
+                vec![0.0; hidden]
+            };
+            Some(QMatrix::new(&q, false, scale, bias))
+        } else {
+            None
         };
-        let head = load_head(
-            ck,
-            ["last_conv", "fc"],
-            act,
-            info.dropout_scale,
-            info.head_bias,
-            [last, hidden],
-            Some(dequantized),
-        )?;
+        let classes = fc_classes(ck, "fc.qweight", features)?;
+        let fc_q = take_weights(ck, "fc", &[features, classes])?;
+        let fc_scale = ck.take("fc.wscale", &[classes])?.iter().map(|s| s * info.dropout_scale).collect();
+        let fc = QMatrix::new(&fc_q, true, fc_scale, ck.take("fc.bias", &[classes])?);
+        let head = QHeadWeights { conv, act, fc };
         ck.finish(info.name)?;
         let stages: Vec<&str> =
             observed_layers(info).skip(1).map(|l| l.name.split('.').next().unwrap_or(l.name)).collect();
@@ -512,12 +511,11 @@ impl QuantNet {
         ws.give_bytes(x);
         let mut logits = Array2::zeros((n, self.classes()));
         let mut s = ws.take_scratch(n * self.head.scratch_per_image());
-        head::run_isa(
+        q_head::run_isa(
             f32_isa,
             &self.head,
             &real,
             n,
-            h * w,
             &mut s,
             logits.as_slice_mut().expect("fresh array is contiguous"),
         );

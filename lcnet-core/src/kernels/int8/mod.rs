@@ -21,6 +21,7 @@
 //! scalar one bit for bit.
 
 pub mod dwconv;
+pub mod head;
 pub mod pwconv;
 pub mod requantise;
 pub mod stem;
