@@ -196,6 +196,10 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
         (23, 6, 16, 5, [2, 2]),
         (21, 5, 8, 3, [1, 1]),
         (19, 6, 8, 3, [2, 2]),
+        (8, 12, 48, 3, [1, 1]),
+        (6, 7, 32, 5, [2, 1]),
+        (3, 2, 64, 3, [1, 2]),
+        (9, 11, 16, 5, [1, 1]),
     ] {
         // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
         let (wt, _, rq) = random_case(&mut rng, k * k, c, Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]);
