@@ -159,7 +159,7 @@ fn conv_block<F: Fma>(p: &HeadWeights, pooled: &[f32], images: usize, col0: usiz
             o.copy_from_slice(&p.conv_bias[col0..][..cols]);
         }
     }
-    accumulate_columns::<F>(pooled, &p.conv, p.hidden, col0, out, images);
+    accumulate_columns::<F, f32>(pooled, &p.conv, p.hidden, col0, out, images);
     p.act.apply_slice(out);
 }
 
@@ -171,7 +171,7 @@ fn fc_block<F: Fma>(p: &HeadWeights, features: &[f32], images: usize, col0: usiz
     for o in out.chunks_exact_mut(cols) {
         o.copy_from_slice(&p.fc_bias[col0..][..cols]);
     }
-    accumulate_columns::<F>(features, &p.fc, p.classes(), col0, out, images);
+    accumulate_columns::<F, f32>(features, &p.fc, p.classes(), col0, out, images);
 }
 
 /// Reference head on an NCHW tensor. `last_conv` is `[hidden, in]` (or empty),

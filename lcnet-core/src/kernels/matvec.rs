@@ -9,8 +9,11 @@ use crate::aligned::AlignedVec;
 /// product per output would be a sequential sum LLVM may not reorder).
 /// One image's whole product; see [`accumulate_columns`].
 #[inline(always)]
-pub(crate) fn accumulate_rows<F: Fma>(v: &[f32], w: &[f32], out: &mut [f32]) {
-    accumulate_columns::<F>(v, w, out.len(), 0, out, 1)
+pub(crate) fn accumulate_rows<F: Fma, W: Copy>(v: &[f32], w: &[W], out: &mut [f32])
+where
+    f32: From<W>,
+{
+    accumulate_columns::<F, W>(v, w, out.len(), 0, out, 1)
 }
 
 /// Weight rows per sweep over the outputs: 8 streamed x2.5's head 5-8 %
@@ -30,15 +33,20 @@ const ROWS: usize = 8;
 /// once, not once per image. The sum per output is taken in the same order
 /// whatever the batch, the columns or the rows per sweep (one multiply-add
 /// per input, in order): one image's result does not depend on the others.
+///
+/// The weights are `f32`, or `i8` (the int8 head's, taken as `f32` in
+/// registers: a quarter of the bytes to read).
 #[inline(always)]
-pub(crate) fn accumulate_columns<F: Fma>(
+pub(crate) fn accumulate_columns<F: Fma, W: Copy>(
     v: &[f32],
-    w: &[f32],
+    w: &[W],
     ldw: usize,
     col0: usize,
     out: &mut [f32],
     images: usize,
-) {
+) where
+    f32: From<W>,
+{
     let n = out.len() / images.max(1);
     let k = v.len() / images.max(1);
     assert_eq!(v.len(), images * k, "matrix-vector input size");
@@ -51,7 +59,7 @@ pub(crate) fn accumulate_columns<F: Fma>(
     let row = |j: usize| &w[j * ldw + col0..][..n];
     let whole = k / ROWS * ROWS;
     for j in (0..whole).step_by(ROWS) {
-        let rows: [&[f32]; ROWS] = std::array::from_fn(|q| row(j + q));
+        let rows: [&[W]; ROWS] = std::array::from_fn(|q| row(j + q));
         for (v, out) in v.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
             // Scales as values, not reads through `v`: LLVM then has no
             // store to `out` to fear for them, and keeps the loop vectorised
@@ -60,7 +68,7 @@ pub(crate) fn accumulate_columns<F: Fma>(
             for i in 0..n {
                 let mut acc = out[i];
                 for q in 0..ROWS {
-                    acc = F::mul_add(scales[q], rows[q][i], acc);
+                    acc = F::mul_add(scales[q], f32::from(rows[q][i]), acc);
                 }
                 out[i] = acc;
             }
@@ -71,7 +79,7 @@ pub(crate) fn accumulate_columns<F: Fma>(
         for (v, out) in v.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
             let s = v[j];
             for (o, &wt) in out.iter_mut().zip(r) {
-                *o = F::mul_add(s, wt, *o);
+                *o = F::mul_add(s, f32::from(wt), *o);
             }
         }
     }

@@ -86,10 +86,10 @@ fn se_image_body<F: Fma>(p: &SeWeights, image: &mut [f32], scratch: &mut [f32]) 
     let (hidden, scale) = rest.split_at_mut(mid);
     super::global_average_pool(image, pooled);
     hidden.copy_from_slice(&p.reduce_bias);
-    accumulate_rows::<F>(pooled, &p.reduce, hidden);
+    accumulate_rows::<F, f32>(pooled, &p.reduce, hidden);
     hidden.iter_mut().for_each(|h| *h = h.max(0.0));
     scale.copy_from_slice(&p.expand_bias);
-    accumulate_rows::<F>(hidden, &p.expand, scale);
+    accumulate_rows::<F, f32>(hidden, &p.expand, scale);
     scale.iter_mut().for_each(|s| *s = hard_sigmoid(*s));
     for pixel in image.chunks_exact_mut(c) {
         for (v, &s) in pixel.iter_mut().zip(scale.iter()) {

@@ -7,6 +7,7 @@
 //! memory.
 
 use crate::kernels::dispatch::Fma;
+use crate::kernels::matvec::accumulate_rows;
 use crate::kernels::{global_average_pool, Activation, Isa};
 
 /// One 1x1 conv or FC: `out[o] = bias[o] + scale[o] * sum_j x[j] * q[j][o]`.
@@ -50,28 +51,7 @@ impl QMatrix {
     #[inline(always)]
     fn apply<F: Fma>(&self, x: &[f32], out: &mut [f32]) {
         out.fill(0.0);
-        let n = out.len();
-        // Eight weight rows per sweep over `out`, as the f32 matrix-vector
-        // product does: more reads in flight, one load and store of `out`
-        // for eight rows. The order of each output's sum is the same.
-        const ROWS: usize = 8;
-        let whole = x.len() / ROWS * ROWS;
-        for j in (0..whole).step_by(ROWS) {
-            let rows: [&[i8]; ROWS] = std::array::from_fn(|r| &self.q[(j + r) * n..][..n]);
-            let xs: [f32; ROWS] = std::array::from_fn(|r| x[j + r]);
-            for (i, o) in out.iter_mut().enumerate() {
-                let mut acc = *o;
-                for r in 0..ROWS {
-                    acc = F::mul_add(xs[r], f32::from(rows[r][i]), acc);
-                }
-                *o = acc;
-            }
-        }
-        for (j, &xj) in x.iter().enumerate().skip(whole) {
-            for (o, &w) in out.iter_mut().zip(&self.q[j * n..][..n]) {
-                *o = F::mul_add(xj, f32::from(w), *o);
-            }
-        }
+        accumulate_rows::<F, i8>(x, &self.q, out);
         for ((o, &s), &b) in out.iter_mut().zip(&self.scale).zip(&self.bias) {
             *o = F::mul_add(*o, s, b);
         }
