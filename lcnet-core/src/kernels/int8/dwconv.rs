@@ -21,6 +21,8 @@
 //! Padding needs nothing: the f32 kernel skips padded taps, and a padded
 //! input is a real 0, which is `x - zero = 0` here.
 
+#[cfg(target_arch = "x86_64")]
+use super::dwconv_vnni::{self, VnniDwWeights};
 use super::requantise::{requantise, Requantiser};
 use super::{Requant, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::dispatch::Fma;
@@ -38,6 +40,9 @@ pub struct QDwWeights {
     zero_in: Vec<i32>,
     /// From the sums to the `u8` outputs.
     requant: Requantiser,
+    /// The same layer for the AVX-512 VNNI kernel (3x3 and 5x5).
+    #[cfg(target_arch = "x86_64")]
+    vnni: Option<VnniDwWeights>,
 }
 
 impl QDwWeights {
@@ -62,6 +67,8 @@ impl QDwWeights {
             sums: DwWeights::pack(&weights, vec![0.0; c], kernel, stride, Activation::None),
             zero_in: in_zero.iter().map(|&z| i32::from(z)).collect(),
             requant: Requantiser::new(requant),
+            #[cfg(target_arch = "x86_64")]
+            vnni: (kernel == 3 || kernel == 5).then(|| VnniDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
         }
     }
 
@@ -86,9 +93,19 @@ impl QDwWeights {
         parts(batch * oh) * self.scratch_per_part(w)
     }
 
+    /// Values per part: the widened route's, or the VNNI kernel's bytes
+    /// in `f32`s, whichever is more.
+    fn scratch_per_part(&self, w: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(vnni) = &self.vnni {
+            return self.widened_per_part(w).max(vnni.scratch_bytes(w).div_ceil(4));
+        }
+        self.widened_per_part(w)
+    }
+
     /// Widened input rows of one block (with up to `stride - 1` rows before
     /// the first, see `run_isa`), then the block's sums.
-    fn scratch_per_part(&self, w: usize) -> usize {
+    fn widened_per_part(&self, w: usize) -> usize {
         let (k, s, c) = (self.sums.kernel, self.sums.stride[0], self.channels());
         let (_, ow) = self.out_hw(1, w);
         ((ROWS - 1) * s + k + s - 1) * w * c + ROWS * ow * c
@@ -121,12 +138,20 @@ pub fn run_isa(
         return;
     }
     assert!(scratch.len() >= p.scratch_len(batch, h, w), "int8 depthwise scratch size");
+    #[cfg(target_arch = "x86_64")]
+    if let Some(vnni) = p.vnni.as_ref().filter(|_| dwconv_vnni::available(isa, p.sums.kernel)) {
+        // SAFETY: `u8` has no alignment or validity requirement, and the
+        // view borrows `scratch` mutably for its whole life.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch.len() * 4) };
+        return dwconv_vnni::run(isa, vnni, input, [batch, h, w], [oh, ow], out, bytes);
+    }
     let (k, s) = (p.sums.kernel, p.sums.stride[0]);
     let pad = (k - 1) / 2;
     let (in_row, out_row) = (w * c, ow * c);
     let per_part = p.scratch_per_part(w);
+    let widened_len = p.widened_per_part(w);
     for_each_part(out, out_row, scratch, per_part, |first, out, scratch| {
-        let (widened, sums) = scratch.split_at_mut(per_part - ROWS * out_row);
+        let (widened, sums) = scratch[..widened_len].split_at_mut(widened_len - ROWS * out_row);
         let mut row = first;
         let mut out = out;
         while !out.is_empty() {
