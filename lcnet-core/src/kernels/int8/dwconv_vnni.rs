@@ -3,10 +3,9 @@
 //!
 //! The taps of one channel are `channels` bytes apart in NHWC, so
 //! [`super::dwconv`]'s portable route widens the input to `f32` and
-//! multiplies tap by tap. Here a block of output rows first copies the
-//! input rows it reads into a window laid out by blocks of 16 channels,
-//! `[row][block][column][16]`, with the padding (columns and rows) holding
-//! the zero point, a real 0. Four neighbouring columns of a block are then
+//! multiplies tap by tap. Here each input row is copied once into a window
+//! of `k` rows laid out by blocks of 16 channels, `[block][column][16]`,
+//! with the padding (columns and rows) holding the zero point, a real 0. Four neighbouring columns of a block are then
 //! 64 contiguous bytes; one `vpermb` turns them into 16 lanes, one per
 //! channel, of its four columns' bytes, and one `vpdpbusd` adds a kernel
 //! row's taps into the lane's sum: three instructions per kernel row and 16
@@ -30,9 +29,6 @@ use crate::kernels::{Isa, Tier};
 
 /// Channels per block: the `i32` lanes of a 512-bit register.
 const LANES: usize = 16;
-
-/// Output rows computed from one window.
-const ROWS: usize = 4;
 
 /// Columns past the padded row the 64-byte loads may read (5x5's second
 /// group reads up to three; their weights are 0).
@@ -119,7 +115,7 @@ impl VnniDwWeights {
 
     /// Window bytes one part of [`run`] needs for images `w` wide.
     pub fn scratch_bytes(&self, w: usize) -> usize {
-        ((ROWS - 1) * self.stride[0] + self.kernel) * self.row_bytes(w)
+        self.kernel * self.row_bytes(w)
     }
 }
 
@@ -154,31 +150,38 @@ pub fn run(
     let (row_bytes, out_row) = (p.row_bytes(w), ow * c);
     let per_part = p.scratch_bytes(w);
     for_each_part(out, out_row, scratch, per_part, |first, out, window| {
-        let mut row = first;
-        let mut out = out;
-        while !out.is_empty() {
-            let (img, oy) = (row / oh, row % oh);
-            let rows = ROWS.min(oh - oy).min(out.len() / out_row);
-            // Window row `r` is image row `oy * sy - pad + r`.
+        // Slot `r % k` of the window holds padded row `r` (image row `r -
+        // pad`) of image `img` for `r < next`: each input row is copied once
+        // as the output rows move down.
+        let mut filled: Option<(usize, usize)> = None;
+        for (i, out_row) in out.chunks_exact_mut(out_row).enumerate() {
+            let (img, oy) = ((first + i) / oh, (first + i) % oh);
             let image = &input[img * h * w * c..][..h * w * c];
-            for r in 0..(rows - 1) * sy + k {
-                let iy = (oy * sy + r).checked_sub(pad).filter(|&iy| iy < h);
-                fill_row(p, iy.map(|iy| &image[iy * w * c..][..w * c]), w, &mut window[r * row_bytes..][..row_bytes]);
+            let top = oy * sy;
+            let from = match filled {
+                Some((filled_img, next)) if filled_img == img => next.max(top),
+                _ => top,
+            };
+            for r in from..top + k {
+                let iy = r.checked_sub(pad).filter(|&iy| iy < h);
+                fill_row(
+                    p,
+                    iy.map(|iy| &image[iy * w * c..][..w * c]),
+                    w,
+                    &mut window[r % k * row_bytes..][..row_bytes],
+                );
             }
-            let (block, rest) = std::mem::take(&mut out).split_at_mut(rows * out_row);
-            for (i, out_row) in block.chunks_exact_mut(out_row).enumerate() {
-                let window_row = &window[i * sy * row_bytes..][..k * row_bytes];
-                // SAFETY: `available` checked the CPU; `window_row` holds the
-                // output row's k padded rows (each loaded column block ends
-                // inside its row's SLACK), `out_row` its `ow * c` outputs.
-                unsafe {
-                    match k {
-                        3 => row_vnni::<3, 1>(p, window_row, row_bytes, ow, sx, out_row),
-                        _ => row_vnni::<5, 2>(p, window_row, row_bytes, ow, sx, out_row),
-                    }
+            filled = Some((img, top + k));
+            let row = |ky: usize| &window[(top + ky) % k * row_bytes..][..row_bytes];
+            // SAFETY: `available` checked the CPU; each row is a padded
+            // window row (the loads end inside its SLACK), `out_row` holds
+            // the row's `ow * c` outputs.
+            unsafe {
+                match k {
+                    3 => row_vnni::<3, 1>(p, std::array::from_fn(row), ow, sx, out_row),
+                    _ => row_vnni::<5, 2>(p, std::array::from_fn(row), ow, sx, out_row),
                 }
             }
-            (out, row) = (rest, row + rows);
         }
     });
 }
@@ -221,22 +224,21 @@ fn fill_row(p: &VnniDwWeights, src: Option<&[u8]>, w: usize, dst: &mut [u8]) {
 /// `K` kernel rows of `G` groups of four taps, then requantises.
 ///
 /// # Safety
-/// AVX-512F/BW/VL, VNNI and VBMI; `window` holds the `K` padded rows
-/// (`row_bytes` apart) the row reads, `out` its `ow * channels` bytes.
+/// AVX-512F/BW/VL, VNNI and VBMI; `rows` are the `K` padded window rows
+/// the output row reads, `out` its `ow * channels` bytes.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx2,fma")]
 unsafe fn row_vnni<const K: usize, const G: usize>(
     p: &VnniDwWeights,
-    window: &[u8],
-    row_bytes: usize,
+    rows: [&[u8]; K],
     ow: usize,
     sx: usize,
     out: &mut [u8],
 ) {
-    let (c, columns) = (p.channels, row_bytes / p.blocks() / LANES);
-    debug_assert!(window.len() >= K * row_bytes && out.len() == ow * c);
+    let (c, columns) = (p.channels, rows[0].len() / p.blocks() / LANES);
+    debug_assert!(out.len() == ow * c);
     // SAFETY: the features are the caller's. Loads: block `b`'s column
     // `ox * sx + 4 * g` plus four stays below `columns` (the slack), in
-    // row `ky < K` of `window`; weights, starts, scales and biases hold
+    // row `ky`; weights, starts, scales and biases hold
     // whole blocks; stores write the block's channels of pixel `ox` only
     // (masked at the last, partial block).
     unsafe {
@@ -250,12 +252,12 @@ unsafe fn row_vnni<const K: usize, const G: usize>(
             let (scale, bias) = (p.scale.as_ptr().add(block * LANES), p.bias.as_ptr().add(block * LANES));
             let valid = c.min(block * LANES + LANES) - block * LANES;
             let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
-            let base = window.as_ptr().add(block * columns * LANES);
+            let base: [*const u8; K] = std::array::from_fn(|ky| rows[ky].as_ptr().add(block * columns * LANES));
             let dst = out.as_mut_ptr().add(block * LANES);
             for ox in 0..ow {
                 let mut sum = start;
                 for (ky, weights) in weights.iter().enumerate() {
-                    let taps = base.add(ky * row_bytes + ox * sx * LANES);
+                    let taps = base[ky].add(ox * sx * LANES);
                     for (g, &w) in weights.iter().enumerate() {
                         let x = _mm512_permutexvar_epi8(select, _mm512_loadu_si512(taps.add(g * 64).cast()));
                         sum = _mm512_dpbusd_epi32(sum, x, w);
