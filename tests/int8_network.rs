@@ -78,8 +78,10 @@ fn dequantized(ck: &mut Checkpoint, name: &str, shape: &[usize]) -> Vec<f32> {
     q.iter().enumerate().map(|(i, &q)| f32::from(q) * s[i / per]).collect()
 }
 
-/// `layer`'s output quantisation: `[n]` scales and zero points.
-fn out_quant(ck: &mut Checkpoint, layer: &str, n: usize) -> (Vec<f32>, Vec<u8>) {
+/// `layer`'s output quantisation: `[n]` scales and zero points, one per
+/// channel or one for all (as the checkpoint holds them).
+fn out_quant(ck: &mut Checkpoint, layer: &str) -> (Vec<f32>, Vec<u8>) {
+    let n = ck.shape(&format!("{layer}.out_scale")).unwrap()[0];
     let scale = ck.take(&format!("{layer}.out_scale"), &[n]).unwrap();
     let zero = ck.take(&format!("{layer}.out_zero"), &[n]).unwrap().iter().map(|&z| z as u8).collect();
     (scale, zero)
@@ -106,7 +108,14 @@ fn matvec(x: &[f32], w: &[f32], bias: &[f32], input_major: bool) -> Vec<f32> {
 }
 
 /// The int8 checkpoint `ck` of `info` on one NCHW image of `h` x `w`: the logits.
-fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [usize; 2]) -> Vec<f32> {
+/// `per_channel_pointwise` counts the pointwise outputs quantised per channel.
+fn reference(
+    ck: &mut Checkpoint,
+    info: &VariantInfo,
+    image: &[f32],
+    [h, w]: [usize; 2],
+    per_channel_pointwise: &mut usize,
+) -> Vec<f32> {
     let eps: f64 = ck.metadata().get("bn_eps").map_or(1e-5, |e| e.parse().unwrap());
     let mut map: Option<Map> = None;
     for l in observed_layers(info) {
@@ -123,7 +132,8 @@ fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [us
                 let per = cin * k * k;
                 let wf: Vec<f32> = (0..o * per).map(|i| (weight[i] as f64 * gain[i / per]) as f32).collect();
                 let bias: Vec<f32> = (0..o).map(|c| (beta[c] as f64 - mean[c] as f64 * gain[c]) as f32).collect();
-                let (scale, zero) = out_quant(ck, l.name, o);
+                let (scale, zero) = out_quant(ck, l.name);
+                assert_eq!(scale.len(), o, "the stem's output is quantised per channel");
                 let (oh, ow) = ((h - 1) / s[0] + 1, (w - 1) / s[1] + 1);
                 let mut q = vec![0u8; oh * ow * o];
                 for (oy, ox, c) in (0..oh).flat_map(|y| (0..ow).flat_map(move |x| (0..o).map(move |c| (y, x, c)))) {
@@ -144,7 +154,8 @@ fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [us
                 let x = map.take().unwrap();
                 let (qw, ws) = int8(ck, l.name, &[o, 1, k, k]);
                 let bias = ck.take(&format!("{}.bias", l.name), &[o]).unwrap();
-                let (out_scale, out_zero) = out_quant(ck, l.name, 1);
+                let (out_scale, out_zero) = out_quant(ck, l.name);
+                assert_eq!(out_scale.len(), 1, "depthwise outputs are quantised per tensor");
                 let (oh, ow) = ((x.h - 1) / s[0] + 1, (x.w - 1) / s[1] + 1);
                 let mut q = vec![0u8; oh * ow * o];
                 for (oy, ox, c) in (0..oh).flat_map(|y| (0..ow).flat_map(move |x| (0..o).map(move |c| (y, x, c)))) {
@@ -164,13 +175,16 @@ fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [us
                 let cin = l.in_channels;
                 let (qw, ws) = int8(ck, l.name, &[o, cin, 1, 1]);
                 let bias = ck.take(&format!("{}.bias", l.name), &[o]).unwrap();
-                let (out_scale, out_zero) = out_quant(ck, l.name, 1);
+                // Per channel when a depthwise layer reads the output.
+                let (out_scale, out_zero) = out_quant(ck, l.name);
+                *per_channel_pointwise += usize::from(out_scale.len() == o && o > 1);
+                let at = |c: usize| c.min(out_scale.len() - 1);
                 let mut q = vec![0u8; x.h * x.w * o];
                 for (p, c) in (0..x.h * x.w).flat_map(|p| (0..o).map(move |c| (p, c))) {
                     let pixel = &x.q[p * cin..][..cin];
                     let sum: i32 =
                         (0..cin).map(|j| i32::from(qw[c * cin + j]) * (i32::from(pixel[j]) - x.zero(j))).sum();
-                    q[p * o + c] = requantise(sum, x.scale(0) * ws[c], bias[c], out_scale[0], out_zero[0]);
+                    q[p * o + c] = requantise(sum, x.scale(0) * ws[c], bias[c], out_scale[at(c)], out_zero[at(c)]);
                 }
                 map = Some(Map { q, c: o, scale: out_scale, zero: out_zero, ..x });
             }
@@ -181,7 +195,7 @@ fn reference(ck: &mut Checkpoint, info: &VariantInfo, image: &[f32], [h, w]: [us
                 let b1 = ck.take(&format!("{}.conv1.bias", l.name), &[mid]).unwrap();
                 let w2 = dequantized(ck, &format!("{}.conv2", l.name), &[c, mid, 1, 1]);
                 let b2 = ck.take(&format!("{}.conv2.bias", l.name), &[c]).unwrap();
-                let (out_scale, out_zero) = out_quant(ck, l.name, 1);
+                let (out_scale, out_zero) = out_quant(ck, l.name);
                 let real = x.real();
                 let hidden: Vec<f32> = matvec(&pool(&real, c), &w1, &b1, false).iter().map(|v| v.max(0.0)).collect();
                 // Paddle's nn.Hardsigmoid: slope 0.1666667 (not 1/6), offset 0.5.
@@ -240,7 +254,11 @@ fn int8_network_equals_a_plain_scalar_int8_implementation_bit_for_bit() {
     let crop: Vec<f32> =
         (0..3 * ch * cw).map(|i| page[(i / (ch * cw) * h + i / cw % ch + 40) * w + i % cw + 50]).collect();
     for (image, [h, w]) in [(&page, [h, w]), (&crop, [ch, cw])] {
-        let want = reference(&mut Checkpoint::from_vec("int8", bytes.clone()).unwrap(), info, image, [h, w]);
+        let mut per_channel = 0;
+        let mut ck = Checkpoint::from_vec("int8", bytes.clone()).unwrap();
+        let want = reference(&mut ck, info, image, [h, w], &mut per_channel);
+        // Every block's pointwise output but the last feeds a depthwise layer.
+        assert_eq!(per_channel, 12, "pointwise outputs quantised per channel");
         // Twice in one batch: the threads' split of a batch changes nothing.
         let batch = [image.as_slice(), image.as_slice()].concat();
         let input = ArrayView4::from_shape((2, 3, h, w), &batch).unwrap();

@@ -165,8 +165,8 @@ fn pointwise_int8(c: &mut Criterion) {
             scale: vec![1e-4; n],
             bias: vec![0.0; n],
             act: Activation::HardSwish,
-            out_scale: 0.02,
-            out_zero: 20,
+            out_scale: vec![0.02; n],
+            out_zero: vec![20; n],
         };
         let narrow: Vec<i8> = (0..k * n).map(|i| (i % 127) as i8 - 63).collect();
         let full: Vec<i8> = (0..k * n).map(|i| (i % 255) as i8 - 127).collect();
@@ -224,8 +224,8 @@ fn depthwise_int8(c: &mut Criterion) {
             scale: vec![1e-3; ch],
             bias: vec![0.0; ch],
             act: Activation::HardSwish,
-            out_scale: 0.02,
-            out_zero: 20,
+            out_scale: vec![0.02; ch],
+            out_zero: vec![20; ch],
         };
         let p = QDwWeights::pack(&w, k, [s, s], &vec![7; ch], &rq);
         let (oh, ow) = p.out_hw(hw, hw);

@@ -173,7 +173,7 @@ impl<const C: usize> DwConv<C> {
         let len = n * oh * ow * C;
         let mut out = ws.take(len);
         dwconv::run(&self.weights, x.as_slice(), n, h, w, &mut out[..len]);
-        ws.observe(&out[..len]);
+        ws.observe_channels(&out[..len], C);
         ws.give(x.into_buffer());
         FeatureMap::from_buffer(out, n, oh, ow)
     }
@@ -231,7 +231,7 @@ impl<const I: usize, const O: usize> PwConv<I, O> {
         let len = n * h * w * O;
         let mut out = ws.take(len);
         pwconv::run(&self.weights, x.as_slice(), n * h * w, &mut out[..len]);
-        ws.observe(&out[..len]);
+        ws.observe_channels(&out[..len], O);
         ws.give(x.into_buffer());
         FeatureMap::from_buffer(out, n, h, w)
     }

@@ -64,13 +64,28 @@ pub fn observed_layers(info: &VariantInfo) -> impl Iterator<Item = &LayerInfo> {
     })
 }
 
-/// How many ranges a calibration of `info` records: the stem's output is
-/// quantised per channel (its channels differ in range by up to 30 times,
-/// and the depthwise layer after it, channel by channel, amplifies one
-/// per-tensor step by BatchNorm's gains: 17 % error at blocks2 per tensor),
-/// every other output per tensor.
+/// Per observed layer, whether its output is quantised per channel: the
+/// outputs a depthwise layer reads (the stem's, and the pointwise layers'
+/// before each block's depthwise one). Their channels differ in range by
+/// 10 to 30 times, and the depthwise layer, channel by channel, multiplies
+/// each channel's steps by BatchNorm's gain: per tensor, blocks2's output
+/// was 17 % off f32's on doc_ori (3 % with the stem per channel) and
+/// textline_ori's blocks4 40 %. The layers that sum channels (pointwise,
+/// the head) read maps quantised per tensor, one zero point.
+pub fn per_channel_outputs(info: &VariantInfo) -> Vec<bool> {
+    let layers: Vec<&LayerInfo> = observed_layers(info).collect();
+    (0..layers.len())
+        .map(|i| {
+            layers[i].kind != LayerKind::SqueezeExcite
+                && layers.get(i + 1).is_some_and(|next| next.kind == LayerKind::Depthwise)
+        })
+        .collect()
+}
+
+/// How many ranges a calibration of `info` records: one per channel of the
+/// outputs [`per_channel_outputs`] names, one per other output.
 pub fn observed_ranges(info: &VariantInfo) -> usize {
-    observed_layers(info).map(|l| if l.kind == LayerKind::Stem { l.out_channels } else { 1 }).sum()
+    observed_layers(info).zip(per_channel_outputs(info)).map(|(l, pc)| if pc { l.out_channels } else { 1 }).sum()
 }
 
 /// Symmetric per-output-channel weights in `WEIGHT_MIN..=WEIGHT_MAX` and
@@ -114,16 +129,9 @@ pub fn quantize(
             Ok::<_, Error>(())
         };
     let mut ranges = ranges.iter();
-    for (i, l) in observed.iter().enumerate() {
-        let mut layer_ranges: Vec<(f32, f32)> =
-            ranges.by_ref().take(if l.kind == LayerKind::Stem { l.out_channels } else { 1 }).copied().collect();
-        // Per channel only into a depthwise layer (PP-LCNet's blocks2): a
-        // pointwise one sums channels and needs one zero point.
-        if observed.get(i + 1).is_some_and(|next| next.kind != LayerKind::Depthwise) {
-            let union =
-                layer_ranges.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |u, r| (u.0.min(r.0), u.1.max(r.1)));
-            layer_ranges.iter_mut().for_each(|r| *r = union);
-        }
+    for (l, per_channel) in observed.iter().zip(per_channel_outputs(info)) {
+        let layer_ranges: Vec<(f32, f32)> =
+            ranges.by_ref().take(if per_channel { l.out_channels } else { 1 }).copied().collect();
         let quants: Vec<Quant> = layer_ranges.iter().map(|&(lo, hi)| Quant::from_range(lo, hi)).collect();
         let n = quants.len();
         f32s.push((format!("{}.out_scale", l.name), vec![n], quants.iter().map(|q| q.scale).collect()));
@@ -235,9 +243,9 @@ fn take_weights(ck: &mut Checkpoint, prefix: &str, shape: &[usize]) -> Result<Ve
 /// One int8 layer after the stem, with the quantisation of its output.
 #[derive(Debug)]
 enum Layer {
-    Depthwise(QDwWeights, Quant),
-    Se(se::SeWeights, Quant, Requantiser),
-    Pointwise(QPwWeights, Quant),
+    Depthwise(Box<QDwWeights>, Vec<Quant>),
+    Se(se::SeWeights, Vec<Quant>, Requantiser),
+    Pointwise(QPwWeights, Vec<Quant>),
 }
 
 /// An int8 network: [`quantize`]'s checkpoint loaded for a variant.
@@ -271,7 +279,7 @@ impl QuantNet {
                     reason: format!("`{}` reads a map quantised per channel: only a depthwise layer can", l.name),
                 });
             }
-            let outs = read_quant(ck, l.name, if l.kind == LayerKind::Stem { o } else { 1 })?;
+            let outs = read_quant(ck, l.name, o)?;
             let out = outs[0];
             match l.kind {
                 LayerKind::Stem => {
@@ -281,21 +289,25 @@ impl QuantNet {
                         scale: outs.iter().map(|q| 1.0 / q.scale).collect(),
                         bias: outs.iter().map(|q| f32::from(q.zero)).collect(),
                         act: Activation::None,
-                        out_scale: 1.0,
-                        out_zero: 0,
+                        out_scale: vec![1.0; o],
+                        out_zero: vec![0; o],
                     });
                     stem_parts = Some((weights, (outs.clone(), quantiser)));
                     input = outs;
                     continue;
                 }
                 LayerKind::Depthwise => {
-                    let (qw, rq) = read_int8(ck, l, [o, 1, k, k], &input, out, act)?;
+                    let (qw, rq) = read_int8(ck, l, [o, 1, k, k], &input, &outs, act)?;
                     let zeros: Vec<u8> = input.iter().map(|q| q.zero).collect();
-                    layers.push(Layer::Depthwise(QDwWeights::pack(&qw, k, l.stride, &zeros, &rq), out));
+                    layers.push(Layer::Depthwise(
+                        Box::new(QDwWeights::pack(&qw, k, l.stride, &zeros, &rq)),
+                        outs.clone(),
+                    ));
                 }
                 LayerKind::Pointwise => {
-                    let (qw, rq) = read_int8(ck, l, [o, l.in_channels, 1, 1], &input, out, act)?;
-                    layers.push(Layer::Pointwise(QPwWeights::pack(&qw, l.in_channels, input[0].zero, &rq), out));
+                    let (qw, rq) = read_int8(ck, l, [o, l.in_channels, 1, 1], &input, &outs, act)?;
+                    layers
+                        .push(Layer::Pointwise(QPwWeights::pack(&qw, l.in_channels, input[0].zero, &rq), outs.clone()));
                 }
                 LayerKind::SqueezeExcite => {
                     let (c, mid) = (l.in_channels, l.mid_channels);
@@ -305,11 +317,29 @@ impl QuantNet {
                         &take_dequantized(ck, &format!("{}.conv2", l.name), &[c, mid, 1, 1])?,
                         ck.take(&format!("{}.conv2.bias", l.name), &[c])?,
                     );
-                    layers.push(Layer::Se(weights, out, plain_quantiser(c, out)));
+                    if outs.windows(2).any(|q| q[0] != q[1]) {
+                        return Err(Error::UnusableWeights {
+                            path: ck.path().to_path_buf(),
+                            name: format!("{}.out_scale", l.name),
+                            reason: format!(
+                                "`{}` is quantised per channel: SE outputs are quantised per tensor",
+                                l.name
+                            ),
+                        });
+                    }
+                    layers.push(Layer::Se(weights, outs.clone(), plain_quantiser(c, out)));
                 }
                 LayerKind::HeadConv | LayerKind::Fc => unreachable!("not an observed layer"),
             }
-            input = vec![out; o];
+            input = outs;
+        }
+        if input.windows(2).any(|q| q[0] != q[1]) {
+            return Err(Error::UnusableWeights {
+                path: ck.path().to_path_buf(),
+                name: format!("{}.out_scale", observed_layers(info).last().map_or("stem", |l| l.name)),
+                reason: "the head reads a map quantised per channel: the last layer's output must be per tensor"
+                    .to_string(),
+            });
         }
         let (stem, stem_out) = stem_parts.expect("every layer table starts with a stem");
         let head_info = info.layers.iter().find(|l| l.kind == LayerKind::HeadConv);
@@ -351,14 +381,14 @@ fn plain_quantiser(channels: usize, out: Quant) -> Requantiser {
         scale: vec![1.0; channels],
         bias: vec![0.0; channels],
         act: Activation::None,
-        out_scale: out.scale,
-        out_zero: out.zero,
+        out_scale: vec![out.scale; channels],
+        out_zero: vec![out.zero; channels],
     })
 }
 
-/// `{layer}.out_scale` and `{layer}.out_zero`, one each or (the stem)
-/// `channels` each: positive finite scales and integer zero points in
-/// `0..=255`. One per channel, as many as the channels.
+/// `{layer}.out_scale` and `{layer}.out_zero`, one each or `channels`
+/// each: positive finite scales and integer zero points in `0..=255`. One
+/// per channel, as many as the channels.
 fn read_quant(ck: &mut Checkpoint, layer: &str, channels: usize) -> Result<Vec<Quant>> {
     let (scale_name, zero_name) = (format!("{layer}.out_scale"), format!("{layer}.out_zero"));
     let n = if ck.shape(&scale_name) == Some(&[channels][..]) { channels } else { 1 };
@@ -388,7 +418,7 @@ fn read_int8(
     l: &LayerInfo,
     shape: [usize; 4],
     input: &[Quant],
-    out: Quant,
+    outs: &[Quant],
     act: crate::kernels::Activation,
 ) -> Result<(Vec<i8>, Requant)> {
     let name = l.name;
@@ -402,7 +432,8 @@ fn read_int8(
     } else {
         wscale.iter().map(|&s| input[0].scale * s).collect()
     };
-    Ok((qw, Requant { scale, bias, act, out_scale: out.scale, out_zero: out.zero }))
+    let (out_scale, out_zero) = (outs.iter().map(|q| q.scale).collect(), outs.iter().map(|q| q.zero).collect());
+    Ok((qw, Requant { scale, bias, act, out_scale, out_zero }))
 }
 
 impl Network for QuantNet {
@@ -469,7 +500,7 @@ impl QuantNet {
         let mut real = ws.take(q_stem::scratch_len(&self.stem, n, h, w));
         let mut x = ws.take_bytes(len);
         q_stem::run_isa(f32_isa, &self.stem, &self.stem_out.1, data, n, [h, w], &mut x[..len], &mut real);
-        let (mut h, mut w, mut q) = (sh, sw, self.stem_out.0[0]);
+        let (mut h, mut w, mut q) = (sh, sw, &self.stem_out.0[..]);
         let stem_name = observed_layers(self.info).next().map_or("stem", |l| l.name);
         ws.mark_stage(stem_name);
         record(ws, stem_name, &x[..len], &self.stem_out.0, [n, h, w]);
@@ -482,32 +513,32 @@ impl QuantNet {
                     real.reuse(p.scratch_len(n, h, w));
                     q_dwconv::run_isa(isa, p, &x[..len], n, h, w, &mut y[..out_len], &mut real);
                     ws.give_bytes(std::mem::replace(&mut x, y));
-                    (len, h, w, q) = (out_len, oh, ow, *out);
+                    (len, h, w, q) = (out_len, oh, ow, out);
                 }
                 Layer::Se(p, out, quantiser) => {
                     real.reuse(len);
-                    dequantize(isa, &x[..len], q.zero, q.scale, &mut real);
+                    dequantize(isa, &x[..len], q[0].zero, q[0].scale, &mut real);
                     let mut s = ws.take_scratch(n * p.scratch_per_image());
                     se::run_isa(f32_isa, p, &mut real, n, h * w, &mut s);
                     ws.give_scratch(s);
                     requantise(isa, quantiser, &real, &mut x[..len]);
-                    q = *out;
+                    q = out;
                 }
                 Layer::Pointwise(p, out) => {
                     let out_len = n * h * w * p.out_channels();
                     let mut y = ws.take_bytes(out_len);
                     q_pwconv::run_isa(isa, p, &x[..len], n * h * w, &mut y[..out_len]);
                     ws.give_bytes(std::mem::replace(&mut x, y));
-                    (len, q) = (out_len, *out);
+                    (len, q) = (out_len, out);
                 }
             }
             if let Some(stage) = stage_end {
                 ws.mark_stage(stage);
-                record(ws, stage, &x[..len], &[q], [n, h, w]);
+                record(ws, stage, &x[..len], q, [n, h, w]);
             }
         }
         real.reuse(len);
-        dequantize(isa, &x[..len], q.zero, q.scale, &mut real);
+        dequantize(isa, &x[..len], q[0].zero, q[0].scale, &mut real);
         ws.give_bytes(x);
         let mut logits = Array2::zeros((n, self.classes()));
         let mut s = ws.take_scratch(n * self.head.scratch_per_image());

@@ -187,9 +187,11 @@ impl Workspace {
 
     /// Starts noting the range of every layer's output (stem, depthwise,
     /// SE, pointwise; in network order), over every forward pass from now
-    /// on: the calibration of int8 quantisation.
-    pub fn observe_ranges(&mut self) {
-        self.ranges = Some(Ranges::default());
+    /// on: the calibration of int8 quantisation. `per_channel[i]`: the
+    /// `i`-th observed layer's ranges are noted one per channel (see
+    /// `quant::per_channel_outputs`), the others one per output.
+    pub fn observe_ranges(&mut self, per_channel: Vec<bool>) {
+        self.ranges = Some(Ranges { per_channel, ..Ranges::default() });
     }
 
     /// Called by the layers with their output; notes its range when
@@ -198,16 +200,18 @@ impl Workspace {
         self.observe_channels(output, 1);
     }
 
-    /// [`observe`](Self::observe) for an NHWC output of `channels` channels
-    /// whose ranges are noted one per channel (the stem's: see
-    /// `quant::observed_ranges`).
+    /// [`observe`](Self::observe) for an NHWC output of `channels`
+    /// channels, noted one range per channel when the layer is one of
+    /// those [`observe_ranges`](Self::observe_ranges) was told.
     pub fn observe_channels(&mut self, output: &[f32], channels: usize) {
         if let Some(ranges) = &mut self.ranges {
-            for ch in 0..channels {
+            let split = if ranges.per_channel.get(ranges.layer).copied().unwrap_or(false) { channels } else { 1 };
+            ranges.layer += 1;
+            for ch in 0..split {
                 let (lo, hi) = output
                     .iter()
                     .skip(ch)
-                    .step_by(channels)
+                    .step_by(split)
                     .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
                 match ranges.layers.get_mut(ranges.next) {
                     Some(range) => *range = (range.0.min(lo), range.1.max(hi)),
@@ -224,7 +228,7 @@ impl Workspace {
         self.ranges
             .as_mut()
             .map(|r| {
-                r.next = 0;
+                (r.next, r.layer) = (0, 0);
                 r.layers.clone()
             })
             .unwrap_or_default()
@@ -294,8 +298,14 @@ impl Workspace {
 /// call is for.
 #[derive(Debug, Default)]
 struct Ranges {
+    /// The ranges noted so far.
     layers: Vec<(f32, f32)>,
+    /// Where the next one goes.
     next: usize,
+    /// Per observed layer, whether its ranges are noted per channel.
+    per_channel: Vec<bool>,
+    /// The observed layer the next output comes from.
+    layer: usize,
 }
 
 /// Runs a batch of several images through `features` one image at a time,

@@ -32,8 +32,8 @@ fn reference(x: &[u8], w: &[i8], k: usize, in_zero: u8, rq: &Requant) -> Vec<u8>
 /// multiply-adds, the activation folded into the last one.
 fn requantised(sum: i32, o: usize, rq: &Requant) -> u8 {
     let y = (sum as f32).mul_add(rq.scale[o], rq.bias[o]);
-    let inv = 1.0 / rq.out_scale;
-    let zero = f32::from(rq.out_zero);
+    let inv = 1.0 / rq.out_scale[o];
+    let zero = f32::from(rq.out_zero[o]);
     let v = match rq.act {
         Activation::None => y.mul_add(inv, zero),
         Activation::HardSwish => y.mul_add((y + 3.0).clamp(0.0, 6.0) * (inv / 6.0), zero),
@@ -42,7 +42,8 @@ fn requantised(sum: i32, o: usize, rq: &Requant) -> u8 {
     v.clamp(0.0, 255.0).round_ties_even() as u8
 }
 
-/// Random weights in `lo..=hi`, an input zero point and a requantisation.
+/// Random weights in `lo..=hi`, an input zero point and a requantisation
+/// (outputs quantised per channel: each its own scale and zero point).
 fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation, [lo, hi]: [i8; 2]) -> (Vec<i8>, u8, Requant) {
     let span = (i32::from(hi) - i32::from(lo) + 1) as u64;
     let w = (0..n * k).map(|_| (i64::from(lo) + (rng.next_u64() % span) as i64) as i8).collect();
@@ -54,8 +55,8 @@ fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation, [lo, hi]: [i8
         scale: (0..n).map(|_| unit * (0.5 + rng.uniform().abs())).collect(),
         bias: (0..n).map(|_| rng.uniform() * 2.0).collect(),
         act,
-        out_scale: 0.02 + rng.uniform().abs() * 0.02,
-        out_zero: (rng.next_u64() % 256) as u8,
+        out_scale: (0..n).map(|_| 0.02 + rng.uniform().abs() * 0.02).collect(),
+        out_zero: (0..n).map(|_| (rng.next_u64() % 256) as u8).collect(),
     };
     (w, in_zero, rq)
 }
@@ -126,8 +127,8 @@ fn extreme_weights_and_inputs_do_not_saturate() {
             scale: vec![1.0 / (64.0 * 255.0 * 127.0); n],
             bias: vec![0.0; n],
             act: Activation::None,
-            out_scale: 1.0 / 100.0,
-            out_zero: 128,
+            out_scale: vec![1.0 / 100.0; n],
+            out_zero: vec![128; n],
         };
         let x = vec![255u8; pixels * k];
         let want = reference(&x, &w, k, in_zero, &rq);
@@ -254,7 +255,7 @@ fn requantisation_fuses_the_first_multiply_add_on_every_tier() {
         bias.push(100.5 - sum * s);
     }
     let c = sums.len();
-    let rq = Requant { scale, bias, act: Activation::None, out_scale: 1.0, out_zero: 0 };
+    let rq = Requant { scale, bias, act: Activation::None, out_scale: vec![1.0; c], out_zero: vec![0; c] };
     let p = Requantiser::new(&rq);
     for &isa in &Isa::all_supported() {
         let mut out = vec![0u8; c];
@@ -276,8 +277,13 @@ fn int8_stem_quantises_every_row_block_as_the_whole_map() {
     let weights: Vec<f32> = (0..cout * 27).map(|_| uniform(&mut rng)).collect();
     let bias: Vec<f32> = (0..cout).map(|_| uniform(&mut rng)).collect();
     let p = StemWeights::pack(&weights, bias, 3, 3, [2, 2], Activation::HardSwish);
-    let rq =
-        Requant { scale: vec![1.0; cout], bias: vec![0.0; cout], act: Activation::None, out_scale: 0.03, out_zero: 12 };
+    let rq = Requant {
+        scale: vec![1.0; cout],
+        bias: vec![0.0; cout],
+        act: Activation::None,
+        out_scale: vec![0.03; cout],
+        out_zero: vec![12; cout],
+    };
     let quantiser = Requantiser::new(&rq);
     let input: Vec<f32> = (0..2 * 3 * h * w).map(|_| 2.0 * uniform(&mut rng)).collect();
     let (oh, ow) = p.out_hw(h, w);

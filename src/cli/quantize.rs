@@ -14,10 +14,11 @@ use crate::cli::digest::sha256_file;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Post-training static quantisation: weights per output channel, symmetric int8 (-127..=127);
-activations unsigned 8-bit with a zero point, per tensor (the stem's output per channel), over the
-mean of each calibration image's least and greatest value in the f32 network (moving-average
-min/max). The stem computes in f32, SE
-and the head run in f32 on dequantised values. The output is a safetensors file that every command
+activations unsigned 8-bit with a zero point: per channel where a depthwise layer reads them (the
+stem's and pointwise outputs before a depthwise layer), over each channel's least and greatest
+value on all calibration images; per tensor elsewhere, over the mean of each image's least and
+greatest value (moving-average min/max). The stem computes in f32, SE and the head run in f32 on
+dequantised values. The output is a safetensors file that every command
 taking --weights runs; int8 is fastest on CPUs with AVX-512 VNNI (`lcnet --version` names the kernels).
 
 Examples:
@@ -72,10 +73,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     };
     let extra = BTreeMap::from([
         ("quantized_from".to_string(), origin),
-        ("calibration".to_string(), format!("{} images, per-tensor moving-average min/max", paths.len())),
+        ("calibration".to_string(), format!(
+                "{} images; per-channel outputs: min/max over all images; per-tensor outputs: moving-average min/max",
+                paths.len()
+            )),
         (
             "quantization".to_string(),
-            "weights int8 per output channel, symmetric; activations uint8 per tensor, the stem's per channel"
+            "weights int8 per output channel, symmetric; activations uint8, per channel into depthwise layers, else per tensor"
                 .to_string(),
         ),
         ("converter".to_string(), format!("lcnet quantize {}", env!("CARGO_PKG_VERSION"))),

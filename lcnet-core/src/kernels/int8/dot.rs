@@ -311,15 +311,17 @@ impl Dot for Avx2YmmWide {
     }
 }
 
-/// The store every int8 kernel ends with, for `LANES` channels: `sums`
-/// (as `f32`) requantised ([`requantised`]) and stored as bytes to `dst`.
+/// The store every int8 kernel ends with, for channels `o..o + LANES`:
+/// `sums` (as `f32`) requantised ([`requantised`]) and stored as bytes to
+/// `dst`.
 ///
 /// # Safety
-/// As for [`Dot`]'s methods: the ISA, and `LANES` values at each pointer.
+/// As for [`Dot`]'s methods and [`requantised`]: the ISA, the channels, and
+/// `LANES` bytes at `dst`.
 #[inline(always)]
-pub unsafe fn requantise<D: Dot>(sums: D::F, scale: *const f32, bias: *const f32, out: &Output<D::F>, dst: *mut u8) {
+pub unsafe fn requantise<D: Dot>(sums: D::F, o: usize, out: &Output<D::F>, dst: *mut u8) {
     // SAFETY: forwarded from the caller.
-    unsafe { D::store_u8(requantised(sums, scale, bias, out), dst) }
+    unsafe { D::store_u8(requantised(sums, o, out), dst) }
 }
 
 /// Sixteen `f32` of at least 0, rounded to nearest even, as 16 bytes at

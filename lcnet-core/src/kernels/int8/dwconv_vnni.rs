@@ -22,7 +22,7 @@
 use std::arch::x86_64::*;
 
 use super::store::{requantised, Output};
-use super::{OutQuant, Requant};
+use super::{Channels, Requant};
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::threads::for_each_part;
 use crate::kernels::{Isa, Tier};
@@ -65,9 +65,8 @@ pub struct VnniDwWeights {
     start: Vec<i32>,
     /// The input's zero point per channel (the padding's value).
     zero: Vec<u8>,
-    scale: Vec<f32>,
-    bias: Vec<f32>,
-    out: OutQuant,
+    /// The requantisation, padded to whole blocks.
+    requant: Channels,
 }
 
 impl VnniDwWeights {
@@ -90,7 +89,6 @@ impl VnniDwWeights {
                 }
             }
         }
-        let pad_to = |v: &[f32]| v.iter().copied().chain(std::iter::repeat(0.0)).take(padded).collect();
         VnniDwWeights {
             kernel,
             stride,
@@ -98,9 +96,7 @@ impl VnniDwWeights {
             weights,
             start,
             zero: in_zero.iter().copied().chain(std::iter::repeat(0)).take(padded).collect(),
-            scale: pad_to(&requant.scale),
-            bias: pad_to(&requant.bias),
-            out: requant.out_quant(),
+            requant: Channels::new(requant, padded),
         }
     }
 
@@ -243,13 +239,12 @@ unsafe fn row_vnni<const K: usize, const G: usize>(
     // (masked at the last, partial block).
     unsafe {
         let select = _mm512_loadu_si512(COLUMNS_TO_LANES.as_ptr().cast());
-        let output = Output::<Zmm>::new(&p.out);
+        let output = Output::<Zmm>::new(&p.requant);
         for block in 0..p.blocks() {
             let wt = p.weights.as_ptr().add(block * K * G * 64);
             let weights: [[__m512i; G]; K] =
                 std::array::from_fn(|ky| std::array::from_fn(|g| _mm512_loadu_si512(wt.add((ky * G + g) * 64).cast())));
             let start = _mm512_loadu_si512(p.start.as_ptr().add(block * LANES).cast());
-            let (scale, bias) = (p.scale.as_ptr().add(block * LANES), p.bias.as_ptr().add(block * LANES));
             let valid = c.min(block * LANES + LANES) - block * LANES;
             let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
             let base: [*const u8; K] = std::array::from_fn(|ky| rows[ky].as_ptr().add(block * columns * LANES));
@@ -263,7 +258,7 @@ unsafe fn row_vnni<const K: usize, const G: usize>(
                         sum = _mm512_dpbusd_epi32(sum, x, w);
                     }
                 }
-                let f = requantised(Zmm(_mm512_cvtepi32_ps(sum)), scale, bias, &output);
+                let f = requantised(Zmm(_mm512_cvtepi32_ps(sum)), block * LANES, &output);
                 _mm512_mask_cvtusepi32_storeu_epi8(dst.add(ox * c).cast(), mask, _mm512_cvtps_epi32(f.0));
             }
         }

@@ -68,22 +68,65 @@ pub struct Requant {
     pub bias: Vec<f32>,
     /// Activation on the real value.
     pub act: Activation,
-    /// The output's scale.
-    pub out_scale: f32,
-    /// The output's zero point.
-    pub out_zero: u8,
+    /// Per output channel: the output's scale (the same for every channel
+    /// of a map quantised per tensor).
+    pub out_scale: Vec<f32>,
+    /// Per output channel: the output's zero point.
+    pub out_zero: Vec<u8>,
 }
 
 impl Requant {
     /// The output of channel `o` for sum `sum`: the definition every tier
     /// follows.
     pub fn apply(&self, o: usize, sum: i32) -> u8 {
-        self.out_quant().apply((sum as f32).mul_add(self.scale[o], self.bias[o]))
+        self.out_quant(o).apply((sum as f32).mul_add(self.scale[o], self.bias[o]))
     }
 
-    /// The per-tensor part.
-    pub fn out_quant(&self) -> OutQuant {
-        OutQuant::new(self.act, self.out_scale, self.out_zero)
+    /// The activation and output quantisation of channel `o`.
+    pub fn out_quant(&self, o: usize) -> OutQuant {
+        OutQuant::new(self.act, self.out_scale[o], self.out_zero[o])
+    }
+}
+
+/// A [`Requant`] as the vector stores read it: four `f32` per output
+/// channel, each array padded with zeros to `len` (whole registers or
+/// panels).
+#[derive(Debug, Clone)]
+pub struct Channels {
+    /// [`Requant::scale`].
+    pub scale: Vec<f32>,
+    /// [`Requant::bias`].
+    pub bias: Vec<f32>,
+    /// [`OutQuant::factor`] of each channel.
+    pub factor: Vec<f32>,
+    /// [`OutQuant::zero`] of each channel.
+    pub zero: Vec<f32>,
+    /// [`Requant::act`].
+    pub act: Activation,
+}
+
+impl Channels {
+    /// `r`'s channels, padded to `len` (at least as many).
+    pub fn new(r: &Requant, len: usize) -> Self {
+        let n = r.scale.len();
+        assert!(r.bias.len() == n && r.out_scale.len() == n && r.out_zero.len() == n, "one value per channel");
+        let outs: Vec<OutQuant> = (0..n).map(|o| r.out_quant(o)).collect();
+        let padded = |v: Vec<f32>| v.into_iter().chain(std::iter::repeat(0.0)).take(len.max(n)).collect();
+        Channels {
+            scale: padded(r.scale.clone()),
+            bias: padded(r.bias.clone()),
+            factor: padded(outs.iter().map(|q| q.factor).collect()),
+            zero: padded(outs.iter().map(|q| q.zero).collect()),
+            act: r.act,
+        }
+    }
+
+    /// Output `o` of the real sum `sum` (an integer sum as `f32`, or the
+    /// real value to quantise): [`Requant::apply`].
+    #[inline(always)]
+    pub fn apply(&self, o: usize, sum: f32) -> u8 {
+        let out = OutQuant { act: self.act, factor: self.factor[o], zero: self.zero[o] };
+        out.apply(sum.mul_add(self.scale[o], self.bias[o]))
     }
 }
 

@@ -13,7 +13,7 @@
 
 use rayon::prelude::*;
 
-use super::{OutQuant, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
+use super::{Channels, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{Isa, Tier};
 
 /// Output channels per packed panel.
@@ -33,11 +33,8 @@ pub struct QPwWeights {
     /// 128`, NEON's `sdot` takes `i8 x i8`): `(128 - zero_in) * sum(w)`.
     #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))] // only NEON uses it
     start_signed: Vec<i32>,
-    /// Per output channel, padded: [`Requant::scale`].
-    scale: Vec<f32>,
-    /// Per output channel, padded: [`Requant::bias`].
-    bias: Vec<f32>,
-    out: OutQuant,
+    /// The requantisation per output channel, padded to whole panels.
+    requant: Channels,
     in_channels: usize,
     out_channels: usize,
     /// Every weight in `NARROW_MIN..=NARROW_MAX`: `vpmaddubsw` is exact.
@@ -72,11 +69,6 @@ impl QPwWeights {
                 packed[(panel * groups + i / 4) * NR * 4 + j * 4 + i % 4] = oi[o * k + i];
             }
         }
-        let padded = |v: &[f32]| {
-            let mut v = v.to_vec();
-            v.resize(panels * NR, 0.0);
-            v
-        };
         let sums: Vec<i32> = oi.chunks_exact(k.max(1)).map(|w| w.iter().map(|&w| i32::from(w)).sum()).collect();
         let start_with = |zero: i32| {
             let mut start: Vec<i32> = sums.iter().map(|s| -zero * s).collect();
@@ -88,9 +80,7 @@ impl QPwWeights {
             packed,
             start,
             start_signed,
-            scale: padded(&requant.scale),
-            bias: padded(&requant.bias),
-            out: requant.out_quant(),
+            requant: Channels::new(requant, panels * NR),
             in_channels: k,
             out_channels: n,
             narrow: oi.iter().all(|w| (NARROW_MIN..=NARROW_MAX).contains(w)),
@@ -134,7 +124,7 @@ impl QPwWeights {
     /// Output `o` of a sum, as every tier computes it.
     #[inline(always)]
     fn requantise(&self, o: usize, sum: i32) -> u8 {
-        self.out.apply((sum as f32).mul_add(self.scale[o], self.bias[o]))
+        self.requant.apply(o, sum as f32)
     }
 }
 
@@ -400,7 +390,7 @@ mod simd {
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
                 });
             }
-            let output = Output::<D::F>::new(&p.out);
+            let output = Output::<D::F>::new(&p.requant);
             let full = cols == J * lanes;
             unrolled!(r < R => {
                 let dst = c.as_mut_ptr().add(r * ldc);
@@ -408,7 +398,7 @@ mod simd {
                 let to = if full { dst } else { tmp.as_mut_ptr() };
                 columns!(J; acc0, acc1 => |acc, j| {
                     let (o, sums) = (col0 + j * lanes, acc[r].to_f32());
-                    requantise::<D>(sums, p.scale.as_ptr().add(o), p.bias.as_ptr().add(o), &output, to.add(j * lanes));
+                    requantise::<D>(sums, o, &output, to.add(j * lanes));
                 });
                 if !full {
                     std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
@@ -525,16 +515,11 @@ mod neon {
                 step!(2);
                 step!(3);
             }
-            let output = Output::<Neon>::new(&p.out);
+            let output = Output::<Neon>::new(&p.requant);
             for r in 0..R {
                 let v: [Neon; 4] = std::array::from_fn(|j| {
                     let o = o0 + 4 * j;
-                    requantised(
-                        Neon(vcvtq_f32_s32(acc[r][j])),
-                        p.scale.as_ptr().add(o),
-                        p.bias.as_ptr().add(o),
-                        &output,
-                    )
+                    requantised(Neon(vcvtq_f32_s32(acc[r][j])), o, &output)
                 });
                 // Round to nearest even, then narrow with saturation: 255 caps.
                 let int = |v: Neon| vqmovun_s32(vcvtnq_s32_f32(v.0));

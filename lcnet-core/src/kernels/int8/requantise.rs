@@ -2,28 +2,26 @@
 //! store of the int8 depthwise convolution, and the quantisation of the
 //! f32 stem's and SE's outputs.
 
-use super::{OutQuant, Requant};
+use super::{Channels, Requant};
 use crate::kernels::dispatch::Fma;
 use crate::kernels::{Isa, Tier};
 
-/// A [`Requant`] ready to apply: per-channel scales and biases, the
-/// activation, `1 / out_scale` and the zero point.
+/// A [`Requant`] ready to apply: per channel, scale, bias, `1 /
+/// out_scale` and the zero point, and the activation.
 #[derive(Debug, Clone)]
 pub struct Requantiser {
-    scale: Vec<f32>,
-    bias: Vec<f32>,
-    out: OutQuant,
+    channels: Channels,
 }
 
 impl Requantiser {
     /// From the definition.
     pub fn new(r: &Requant) -> Self {
-        Requantiser { scale: r.scale.clone(), bias: r.bias.clone(), out: r.out_quant() }
+        Requantiser { channels: Channels::new(r, r.scale.len()) }
     }
 
     /// Channels per pixel.
     pub fn channels(&self) -> usize {
-        self.scale.len()
+        self.channels.scale.len()
     }
 }
 
@@ -48,7 +46,7 @@ fn requantise_channels(p: &Requantiser, sums: &[f32], out: &mut [u8], from: usiz
     let c = p.channels();
     for (pixel, sums) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
         for ch in from..c {
-            pixel[ch] = p.out.apply(sums[ch].mul_add(p.scale[ch], p.bias[ch]));
+            pixel[ch] = p.channels.apply(ch, sums[ch]);
         }
     }
 }
@@ -91,18 +89,16 @@ mod simd {
         // end at `tail <= c` inside each pixel, and `scale`, `bias` hold `c`
         // values.
         unsafe {
-            let output = Output::<D::F>::new(&p.out);
-            let tail_output = Output::<T::F>::new(&p.out);
+            let output = Output::<D::F>::new(&p.channels);
+            let tail_output = Output::<T::F>::new(&p.channels);
             for (pixel, s) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
                 for cb in (0..whole).step_by(lanes) {
                     let sums = <D::F as Vector>::load(s.as_ptr().add(cb));
-                    let (scale, bias) = (p.scale.as_ptr().add(cb), p.bias.as_ptr().add(cb));
-                    requantise::<D>(sums, scale, bias, &output, pixel.as_mut_ptr().add(cb));
+                    requantise::<D>(sums, cb, &output, pixel.as_mut_ptr().add(cb));
                 }
                 for cb in (whole..tail).step_by(tail_lanes) {
                     let sums = <T::F as Vector>::load(s.as_ptr().add(cb));
-                    let (scale, bias) = (p.scale.as_ptr().add(cb), p.bias.as_ptr().add(cb));
-                    requantise::<T>(sums, scale, bias, &tail_output, pixel.as_mut_ptr().add(cb));
+                    requantise::<T>(sums, cb, &tail_output, pixel.as_mut_ptr().add(cb));
                 }
             }
         }
