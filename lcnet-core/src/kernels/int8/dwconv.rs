@@ -1,8 +1,12 @@
 //! int8 depthwise kxk convolution, NHWC: `u8` inputs x `i8` weights,
 //! requantised to `u8`.
 //!
+//! On AVX-512 VNNI with VBMI, 3x3 and 5x5 layers run `dwconv_vnni`
+//! (`vpermb` gathers a kernel row's taps, `vpdpbusd` adds them); every
+//! other tier and layer runs the widened route below, to the same bytes.
+//!
 //! The taps of one channel are not neighbours in memory, so neither
-//! `vpdpbusd` nor `vpmaddubsw` fits; widening and multiplying in `i32` costs
+//! `vpdpbusd` nor `vpmaddubsw` fits as they lie; widening and multiplying in `i32` costs
 //! three or four instructions per 16 products where the f32 kernel needs one
 //! fused multiply-add. Instead the input is widened to `f32` values `x -
 //! zero` (exact), and the f32 depthwise kernel runs with the integer
