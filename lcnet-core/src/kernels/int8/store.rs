@@ -26,32 +26,79 @@ impl<'a, F: Vector> Output<'a, F> {
     }
 }
 
-/// `sums` (as `f32`, channels `o..o + LANES`) times their scale plus
-/// their bias, the activation and the output's quantisation folded into
-/// one more multiply-add, at least 0: the operations and order of
-/// [`Channels::apply`] up to its rounding, which the caller's store does
-/// (to nearest, ties to even, capped at 255).
+/// The requantisation constants of channels `o..o + LANES` in registers:
+/// for a kernel that stores many pixels of the same channels.
+#[derive(Clone, Copy)]
+pub struct Lanes<F> {
+    scale: F,
+    bias: F,
+    factor: F,
+    zero: F,
+    three: F,
+    six: F,
+    act: Activation,
+}
+
+impl<F: Vector> Output<'_, F> {
+    /// The constants of channels `o..o + LANES`.
+    ///
+    /// # Safety
+    /// The ISA of `F`, and `o + LANES` at most the channels' padded length.
+    #[inline(always)]
+    pub unsafe fn lanes(&self, o: usize) -> Lanes<F> {
+        let ch = self.channels;
+        debug_assert!(o + F::LANES <= ch.scale.len());
+        // SAFETY: forwarded from the caller; the four arrays have one length.
+        unsafe {
+            Lanes {
+                scale: F::load(ch.scale.as_ptr().add(o)),
+                bias: F::load(ch.bias.as_ptr().add(o)),
+                factor: F::load(ch.factor.as_ptr().add(o)),
+                zero: F::load(ch.zero.as_ptr().add(o)),
+                three: self.three,
+                six: self.six,
+                act: ch.act,
+            }
+        }
+    }
+}
+
+impl<F: Vector> Lanes<F> {
+    /// `sums` (as `f32`) times their scale plus their bias, the activation
+    /// and the output's quantisation folded into one more multiply-add, at
+    /// least 0: the operations and order of [`Channels::apply`] up to its
+    /// rounding, which the caller's store does (to nearest, ties to even,
+    /// capped at 255).
+    ///
+    /// # Safety
+    /// The ISA of `F`.
+    #[inline(always)]
+    pub unsafe fn requantised(&self, sums: F) -> F {
+        // SAFETY: forwarded from the caller.
+        unsafe {
+            let (factor, out_zero) = (self.factor, self.zero);
+            let y = F::mul_add(sums, self.scale, self.bias);
+            let zero = F::zero();
+            let v = match self.act {
+                Activation::None => F::mul_add(y, factor, out_zero),
+                Activation::Relu => F::mul_add(y.max(zero), factor, out_zero),
+                Activation::Relu6 => F::mul_add(y.max(zero).min(self.six), factor, out_zero),
+                Activation::HardSwish => {
+                    let t = y.add(self.three).max(zero).min(self.six);
+                    F::mul_add(y, t.mul(factor), out_zero)
+                }
+            };
+            v.max(zero)
+        }
+    }
+}
+
+/// [`Lanes::requantised`] for channels `o..o + LANES` of `out`.
 ///
 /// # Safety
 /// The ISA of `F`, and `o + LANES` at most the channels' padded length.
 #[inline(always)]
 pub unsafe fn requantised<F: Vector>(sums: F, o: usize, out: &Output<F>) -> F {
-    let ch = out.channels;
-    debug_assert!(o + F::LANES <= ch.scale.len());
-    // SAFETY: forwarded from the caller; the four arrays have one length.
-    unsafe {
-        let (factor, out_zero) = (F::load(ch.factor.as_ptr().add(o)), F::load(ch.zero.as_ptr().add(o)));
-        let y = F::mul_add(sums, F::load(ch.scale.as_ptr().add(o)), F::load(ch.bias.as_ptr().add(o)));
-        let zero = F::zero();
-        let v = match ch.act {
-            Activation::None => F::mul_add(y, factor, out_zero),
-            Activation::Relu => F::mul_add(y.max(zero), factor, out_zero),
-            Activation::Relu6 => F::mul_add(y.max(zero).min(out.six), factor, out_zero),
-            Activation::HardSwish => {
-                let t = y.add(out.three).max(zero).min(out.six);
-                F::mul_add(y, t.mul(factor), out_zero)
-            }
-        };
-        v.max(zero)
-    }
+    // SAFETY: forwarded from the caller.
+    unsafe { out.lanes(o).requantised(sums) }
 }
