@@ -309,7 +309,12 @@ fn best_tier_of_this_cpu() -> &'static str {
         let avx512 = ["avx512f", "avx512bw", "avx512dq", "avx512vl"];
         let has = |f: &str| std::fs::read_to_string("/proc/cpuinfo").unwrap().split_whitespace().any(|w| w == f);
         if avx512.iter().all(|f| has(f)) {
-            return if has("avx512_vnni") { "avx512vnni" } else { "avx512" };
+            if !has("avx512_vnni") {
+                return "avx512";
+            }
+            // lcnet also asks Linux for the tiles' state, which it grants
+            // wherever /proc/cpuinfo lists them.
+            return if has("amx_tile") && has("amx_int8") { "avx512amx" } else { "avx512vnni" };
         }
         if has("avx2") && has("fma") {
             return if has("avx_vnni") { "avx2vnni" } else { "avx2" };

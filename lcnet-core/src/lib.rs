@@ -15,7 +15,7 @@
 //!   and declares (layer table, parameters, MACs).
 //! - [`Workspace`]: reusable buffers; after one warm-up pass a forward pass
 //!   allocates nothing but its logits.
-//! - [`isa`]: the instruction set the kernels use on this CPU (`LCNET_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni`
+//! - [`isa`]: the instruction set the kernels use on this CPU (`LCNET_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni|avx512amx`
 //!   on x86_64, `scalar|neon` on aarch64, lowers it).
 //! - [`files`], [`weights`], [`preprocess`]: safe file handling (regular
 //!   files only, atomic writes), safetensors writing, image resizing and

@@ -78,6 +78,12 @@ fn pointwise_int8_equals_the_integer_reference_on_every_tier() {
         (196, 128, 256),
         (12, 8, 1),
         (25, 1280, 17),
+        // AMX: whole blocks of 32 pixels read in place (16 inputs, one
+        // narrow chunk), copied (88 inputs: chunks padded), and blocks of
+        // 32 outputs with a lone panel last.
+        (96, 16, 32),
+        (70, 88, 48),
+        (64, 256, 80),
     ] {
         // Full 8-bit weights (the exact wide step without VNNI) and narrow
         // ones (`vpmaddubsw`).

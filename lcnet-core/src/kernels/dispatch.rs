@@ -7,11 +7,14 @@
 //! (so LLVM vectorises it with zmm / ymm registers and fused multiply-adds);
 //! on aarch64, where NEON and FMA are part of the base instruction set, with
 //! fused multiply-adds; and everywhere as portable code without them.
-//! `LCNET_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni` (x86_64) or
+//! `LCNET_ISA=scalar|avx2|avx2vnni|avx512|avx512vnni|avx512amx` (x86_64) or
 //! `scalar|neon` (aarch64) lowers the choice (never raises it) so that tests
 //! cover every path on one machine.
 
 use std::sync::OnceLock;
+
+#[cfg(target_arch = "x86_64")]
+use super::amx;
 
 /// An instruction-set tier, best last: a name, with no promise that this
 /// CPU has it (see [`Isa`] for that).
@@ -32,6 +35,12 @@ pub enum Tier {
     /// added into each 32-bit lane). The same code as AVX-512 but for the
     /// int8 kernels.
     Avx512Vnni,
+    /// [`Avx512Vnni`](Tier::Avx512Vnni) with AMX's int8 tiles (`tdpbusd`:
+    /// a 16 x 64 by 64 x 16 byte product per instruction; Intel since
+    /// Sapphire Rapids), which the operating system must have granted the
+    /// process (Linux 5.16 and later). The same code as AVX-512 VNNI but
+    /// for the int8 pointwise convolutions.
+    Avx512Amx,
     /// aarch64 Advanced SIMD (128-bit) with its fused multiply-add.
     Neon,
 }
@@ -45,6 +54,7 @@ impl Tier {
             Tier::Avx2Vnni => "avx2vnni",
             Tier::Avx512 => "avx512",
             Tier::Avx512Vnni => "avx512vnni",
+            Tier::Avx512Amx => "avx512amx",
             Tier::Neon => "neon",
         }
     }
@@ -67,6 +77,8 @@ impl Tier {
             }
             #[cfg(target_arch = "x86_64")]
             Tier::Avx512Vnni => Tier::Avx512.supported() && is_x86_feature_detected!("avx512vnni"),
+            #[cfg(target_arch = "x86_64")]
+            Tier::Avx512Amx => Tier::Avx512Vnni.supported() && amx::granted(),
             #[cfg(target_arch = "aarch64")]
             Tier::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             _ => false,
@@ -117,10 +129,15 @@ impl Isa {
         self.tier.name()
     }
 
-    /// Whether this is one of the AVX-512 tiers (with or without VNNI),
-    /// which the f32 kernels treat alike.
+    /// Whether this is one of the AVX-512 tiers (with or without VNNI or
+    /// AMX), which the f32 kernels treat alike.
     pub fn is_avx512(self) -> bool {
-        matches!(self.tier, Tier::Avx512 | Tier::Avx512Vnni)
+        matches!(self.tier, Tier::Avx512 | Tier::Avx512Vnni | Tier::Avx512Amx)
+    }
+
+    /// Whether this tier has AVX-512 VNNI (with or without AMX).
+    pub fn has_avx512_vnni(self) -> bool {
+        matches!(self.tier, Tier::Avx512Vnni | Tier::Avx512Amx)
     }
 
     /// The same tier, with the portable kernels fusing multiply-adds
@@ -146,13 +163,14 @@ impl Isa {
 
 impl Tier {
     /// Every tier of every target, in order.
-    pub const ALL: [Tier; 6] = [Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni, Tier::Neon];
+    pub const ALL: [Tier; 7] =
+        [Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni, Tier::Avx512Amx, Tier::Neon];
 
     /// The tiers of the target this was compiled for, as `LCNET_ISA` names
     /// them (whether or not this CPU has them).
     pub fn of_target() -> &'static [Tier] {
         if cfg!(target_arch = "x86_64") {
-            &[Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni]
+            &[Tier::Scalar, Tier::Avx2, Tier::Avx2Vnni, Tier::Avx512, Tier::Avx512Vnni, Tier::Avx512Amx]
         } else if cfg!(target_arch = "aarch64") {
             &[Tier::Scalar, Tier::Neon]
         } else {
@@ -233,7 +251,9 @@ macro_rules! multiversion {
                 match isa.tier() {
                     // SAFETY: an `Isa` holds a tier only if runtime detection
                     // found it on this CPU (its field is private).
-                    $crate::kernels::Tier::Avx512 | $crate::kernels::Tier::Avx512Vnni => {
+                    $crate::kernels::Tier::Avx512
+                    | $crate::kernels::Tier::Avx512Vnni
+                    | $crate::kernels::Tier::Avx512Amx => {
                         return unsafe { avx512($($arg),*) }
                     }
                     // SAFETY: as above.

@@ -75,7 +75,9 @@ pub(crate) fn row_isa(isa: Isa, p: &DwWeights, image: &[f32], h: usize, w: usize
         Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::dw_row_avx2(p, image, h, w, oy, out_row) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::dw_row_avx512(p, image, h, w, oy, out_row) },
+        Tier::Avx512 | Tier::Avx512Vnni | Tier::Avx512Amx => unsafe {
+            simd::dw_row_avx512(p, image, h, w, oy, out_row)
+        },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is in every aarch64 CPU.
         Tier::Neon => unsafe { simd::dw_row_neon(p, image, h, w, oy, out_row) },

@@ -7,6 +7,8 @@
 //! large image keep every core busy).
 
 pub mod activation;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod amx;
 pub mod dispatch;
 pub mod dwconv;
 pub mod head;

@@ -122,7 +122,7 @@ pub fn run_isa(isa: Isa, p: &PwWeights, input: &[f32], pixels: usize, out: &mut 
         Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::gemm_rows_avx2(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
-        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::gemm_rows_avx512(p, input, out) },
+        Tier::Avx512 | Tier::Avx512Vnni | Tier::Avx512Amx => unsafe { simd::gemm_rows_avx512(p, input, out) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON is in every aarch64 CPU.
         Tier::Neon => unsafe { simd::gemm_rows_neon(p, input, out) },

@@ -79,7 +79,7 @@ pub(crate) fn row_isa(isa: Isa, p: &StemWeights, image: &[f32], h: usize, w: usi
     match isa.tier() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a detected tier; the output count fits.
-        Tier::Avx512 | Tier::Avx512Vnni if cout.is_multiple_of(8) && cout <= 64 => unsafe {
+        Tier::Avx512 | Tier::Avx512Vnni | Tier::Avx512Amx if cout.is_multiple_of(8) && cout <= 64 => unsafe {
             simd::stem_row_avx512(p, image, h, w, oy, out_row)
         },
         #[cfg(target_arch = "x86_64")]

@@ -25,7 +25,7 @@ use super::store::{requantised, Output};
 use super::{Channels, Requant};
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::threads::for_each_part;
-use crate::kernels::{Isa, Tier};
+use crate::kernels::Isa;
 
 /// Channels per block: the `i32` lanes of a 512-bit register.
 const LANES: usize = 16;
@@ -48,7 +48,7 @@ const COLUMNS_TO_LANES: [u8; 64] = {
 
 /// Whether [`run`] can take a layer of kernel size `kernel` on `isa`.
 pub fn available(isa: Isa, kernel: usize) -> bool {
-    isa.tier() == Tier::Avx512Vnni && (kernel == 3 || kernel == 5) && is_x86_feature_detected!("avx512vbmi")
+    isa.has_avx512_vnni() && (kernel == 3 || kernel == 5) && is_x86_feature_detected!("avx512vbmi")
 }
 
 /// The weights in `vpdpbusd`'s layout and what the store needs, padded to

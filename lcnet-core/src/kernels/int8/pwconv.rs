@@ -13,6 +13,9 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
+
 use super::{Channels, Requant, NARROW_MAX, NARROW_MIN, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{Isa, Tier};
 
@@ -47,6 +50,10 @@ pub struct QPwWeights {
     /// 3` from [`WIDE_ODD`](super::dot::WIDE_ODD).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // only x86 has that step
     wide: std::sync::OnceLock<Vec<i8>>,
+    /// For AMX, made on its first use where `packed` does not fit: its
+    /// panels with the input groups padded to whole tile chunks.
+    #[cfg(target_arch = "x86_64")]
+    amx: std::sync::OnceLock<Vec<i8>>,
 }
 
 impl QPwWeights {
@@ -85,6 +92,8 @@ impl QPwWeights {
             out_channels: n,
             narrow: oi.iter().all(|w| (NARROW_MIN..=NARROW_MAX).contains(w)),
             wide: std::sync::OnceLock::new(),
+            #[cfg(target_arch = "x86_64")]
+            amx: std::sync::OnceLock::new(),
         }
     }
 
@@ -103,6 +112,24 @@ impl QPwWeights {
                 }
             }
             wide
+        })
+    }
+
+    /// The panels for AMX: [`QPwWeights::packed`] itself where its groups
+    /// fill whole tile chunks (any layer with a multiple of 64 inputs, or
+    /// at most 64 in a multiple of 4), else a padded copy made once.
+    #[cfg(target_arch = "x86_64")]
+    fn amx_panels(&self) -> &[i8] {
+        let (groups, padded) = (self.groups(), amx::padded_groups(self.in_channels));
+        if padded == groups {
+            return &self.packed;
+        }
+        self.amx.get_or_init(|| {
+            let mut panels = vec![0i8; self.out_channels.div_ceil(NR) * padded * NR * 4];
+            for (to, from) in panels.chunks_exact_mut(padded * NR * 4).zip(self.packed.chunks_exact(groups * NR * 4)) {
+                to[..from.len()].copy_from_slice(from);
+            }
+            panels
         })
     }
 
@@ -146,6 +173,10 @@ pub fn run_isa(isa: Isa, p: &QPwWeights, input: &[u8], pixels: usize, out: &mut 
         return portable::rows(p, input, out);
     }
     let gemm = |out: &mut [u8], input: &[u8]| match isa.tier() {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as below; the AMX tier also means the CPU has AMX-INT8
+        // and the process holds the permission to use its tiles.
+        Tier::Avx512Amx => unsafe { amx::rows(p, input, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a tier runtime detection found on this
         // CPU; each x86 tier implies AVX2 and FMA.

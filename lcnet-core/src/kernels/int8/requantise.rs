@@ -31,7 +31,7 @@ pub fn requantise(isa: Isa, p: &Requantiser, sums: &[f32], out: &mut [u8]) {
     match isa.tier() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: an `Isa` holds only a detected tier; each implies the ones below.
-        Tier::Avx512 | Tier::Avx512Vnni => unsafe { simd::requantise_avx512(p, sums, out) },
+        Tier::Avx512 | Tier::Avx512Vnni | Tier::Avx512Amx => unsafe { simd::requantise_avx512(p, sums, out) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as above.
         Tier::Avx2 | Tier::Avx2Vnni => unsafe { simd::requantise_avx2(p, sums, out) },
