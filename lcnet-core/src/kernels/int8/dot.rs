@@ -8,7 +8,8 @@ use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::simd::Vector;
 
 use super::store::requantised;
-pub use super::store::Output;
+pub(crate) use super::store::with_act;
+pub use super::store::{Act, Output};
 
 /// In a wide panel block, the bytes from a register's even weight pairs to
 /// its odd ones: the block holds the even pairs of its 16 outputs, then the
@@ -319,7 +320,7 @@ impl Dot for Avx2YmmWide {
 /// As for [`Dot`]'s methods and [`requantised`]: the ISA, the channels, and
 /// `LANES` bytes at `dst`.
 #[inline(always)]
-pub unsafe fn requantise<D: Dot>(sums: D::F, o: usize, out: &Output<D::F>, dst: *mut u8) {
+pub unsafe fn requantise<D: Dot, A: Act>(sums: D::F, o: usize, out: &Output<D::F, A>, dst: *mut u8) {
     // SAFETY: forwarded from the caller.
     unsafe { D::store_u8(requantised(sums, o, out), dst) }
 }

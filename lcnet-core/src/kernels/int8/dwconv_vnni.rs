@@ -21,7 +21,7 @@
 
 use std::arch::x86_64::*;
 
-use super::store::{requantised, Output};
+use super::store::{requantised, with_act, Output};
 use super::{Channels, Requant};
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::threads::for_each_part;
@@ -239,28 +239,32 @@ unsafe fn row_vnni<const K: usize, const G: usize>(
     // (masked at the last, partial block).
     unsafe {
         let select = _mm512_loadu_si512(COLUMNS_TO_LANES.as_ptr().cast());
-        let output = Output::<Zmm>::new(&p.requant);
-        for block in 0..p.blocks() {
-            let wt = p.weights.as_ptr().add(block * K * G * 64);
-            let weights: [[__m512i; G]; K] =
-                std::array::from_fn(|ky| std::array::from_fn(|g| _mm512_loadu_si512(wt.add((ky * G + g) * 64).cast())));
-            let start = _mm512_loadu_si512(p.start.as_ptr().add(block * LANES).cast());
-            let valid = c.min(block * LANES + LANES) - block * LANES;
-            let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
-            let base: [*const u8; K] = std::array::from_fn(|ky| rows[ky].as_ptr().add(block * columns * LANES));
-            let dst = out.as_mut_ptr().add(block * LANES);
-            for ox in 0..ow {
-                let mut sum = start;
-                for (ky, weights) in weights.iter().enumerate() {
-                    let taps = base[ky].add(ox * sx * LANES);
-                    for (g, &w) in weights.iter().enumerate() {
-                        let x = _mm512_permutexvar_epi8(select, _mm512_loadu_si512(taps.add(g * 64).cast()));
-                        sum = _mm512_dpbusd_epi32(sum, x, w);
+        // HardSwish (every PP-LCNet layer) fixed, so that the loop over
+        // pixels holds no branch on the activation.
+        with_act!(p.requant.act, A => {
+            let output = Output::<Zmm, A>::new(&p.requant);
+            for block in 0..p.blocks() {
+                let wt = p.weights.as_ptr().add(block * K * G * 64);
+                let weights: [[__m512i; G]; K] =
+                    std::array::from_fn(|ky| std::array::from_fn(|g| _mm512_loadu_si512(wt.add((ky * G + g) * 64).cast())));
+                let start = _mm512_loadu_si512(p.start.as_ptr().add(block * LANES).cast());
+                let valid = c.min(block * LANES + LANES) - block * LANES;
+                let mask: __mmask16 = if valid == LANES { !0 } else { (1 << valid) - 1 };
+                let base: [*const u8; K] = std::array::from_fn(|ky| rows[ky].as_ptr().add(block * columns * LANES));
+                let dst = out.as_mut_ptr().add(block * LANES);
+                for ox in 0..ow {
+                    let mut sum = start;
+                    for (ky, weights) in weights.iter().enumerate() {
+                        let taps = base[ky].add(ox * sx * LANES);
+                        for (g, &w) in weights.iter().enumerate() {
+                            let x = _mm512_permutexvar_epi8(select, _mm512_loadu_si512(taps.add(g * 64).cast()));
+                            sum = _mm512_dpbusd_epi32(sum, x, w);
+                        }
                     }
+                    let f = requantised(Zmm(_mm512_cvtepi32_ps(sum)), block * LANES, &output);
+                    _mm512_mask_cvtusepi32_storeu_epi8(dst.add(ox * c).cast(), mask, _mm512_cvtps_epi32(f.0));
                 }
-                let f = requantised(Zmm(_mm512_cvtepi32_ps(sum)), block * LANES, &output);
-                _mm512_mask_cvtusepi32_storeu_epi8(dst.add(ox * c).cast(), mask, _mm512_cvtps_epi32(f.0));
             }
-        }
+        });
     }
 }

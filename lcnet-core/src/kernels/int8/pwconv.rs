@@ -240,7 +240,7 @@ mod portable {
 mod simd {
     use super::{QPwWeights, NR};
     use crate::kernels::int8::dot::{
-        requantise, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
+        requantise, with_act, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
     };
     use crate::kernels::simd::{columns, unrolled, Vector};
 
@@ -421,19 +421,21 @@ mod simd {
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
                 });
             }
-            let output = Output::<D::F>::new(&p.requant);
-            let full = cols == J * lanes;
-            unrolled!(r < R => {
-                let dst = c.as_mut_ptr().add(r * ldc);
-                let mut tmp = [0u8; 32];
-                let to = if full { dst } else { tmp.as_mut_ptr() };
-                columns!(J; acc0, acc1 => |acc, j| {
-                    let (o, sums) = (col0 + j * lanes, acc[r].to_f32());
-                    requantise::<D>(sums, o, &output, to.add(j * lanes));
+            with_act!(p.requant.act, A => {
+                let output = Output::<D::F, A>::new(&p.requant);
+                let full = cols == J * lanes;
+                unrolled!(r < R => {
+                    let dst = c.as_mut_ptr().add(r * ldc);
+                    let mut tmp = [0u8; 32];
+                    let to = if full { dst } else { tmp.as_mut_ptr() };
+                    columns!(J; acc0, acc1 => |acc, j| {
+                        let (o, sums) = (col0 + j * lanes, acc[r].to_f32());
+                        requantise::<D, A>(sums, o, &output, to.add(j * lanes));
+                    });
+                    if !full {
+                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                    }
                 });
-                if !full {
-                    std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
-                }
             });
         }
     }

@@ -94,11 +94,11 @@ mod simd {
             for (pixel, s) in out.chunks_exact_mut(c).zip(sums.chunks_exact(c)) {
                 for cb in (0..whole).step_by(lanes) {
                     let sums = <D::F as Vector>::load(s.as_ptr().add(cb));
-                    requantise::<D>(sums, cb, &output, pixel.as_mut_ptr().add(cb));
+                    requantise::<D, _>(sums, cb, &output, pixel.as_mut_ptr().add(cb));
                 }
                 for cb in (whole..tail).step_by(tail_lanes) {
                     let sums = <T::F as Vector>::load(s.as_ptr().add(cb));
-                    requantise::<T>(sums, cb, &tail_output, pixel.as_mut_ptr().add(cb));
+                    requantise::<T, _>(sums, cb, &tail_output, pixel.as_mut_ptr().add(cb));
                 }
             }
         }

@@ -1,35 +1,86 @@
 //! The requantisation in vector registers, for every SIMD tier: what each
 //! int8 kernel's store computes before it rounds its lanes to bytes.
 
+use std::marker::PhantomData;
+
 use super::Channels;
 use crate::kernels::simd::Vector;
 use crate::kernels::Activation;
 
-/// The constants of a [`Channels`]' store in registers, made once per tile
-/// or row.
+/// Which activation a store applies: fixed when the kernel is compiled
+/// ([`HardSwishAct`]), or read from the channels at each store
+/// ([`AnyAct`]), a branch that LLVM leaves in the store loops.
+pub trait Act: Copy {
+    /// The activation of channels whose own is `channels`.
+    fn of(channels: Activation) -> Activation;
+}
+
+/// The channels' activation, matched at each store.
 #[derive(Clone, Copy)]
-pub struct Output<'a, F> {
+pub struct AnyAct;
+
+/// HardSwish, PP-LCNet's activation in every int8 layer.
+#[derive(Clone, Copy)]
+pub struct HardSwishAct;
+
+impl Act for AnyAct {
+    #[inline(always)]
+    fn of(channels: Activation) -> Activation {
+        channels
+    }
+}
+
+impl Act for HardSwishAct {
+    #[inline(always)]
+    fn of(_: Activation) -> Activation {
+        Activation::HardSwish
+    }
+}
+
+/// Runs `$body` with the type `$A` the [`Act`] of activation `$act`.
+macro_rules! with_act {
+    ($act:expr, $A:ident => $body:expr) => {
+        if $act == $crate::kernels::Activation::HardSwish {
+            type $A = $crate::kernels::int8::store::HardSwishAct;
+            $body
+        } else {
+            type $A = $crate::kernels::int8::store::AnyAct;
+            $body
+        }
+    };
+}
+pub(crate) use with_act;
+
+/// The constants of a [`Channels`]' store in registers, made once per tile
+/// or row, for activation `A`.
+#[derive(Clone, Copy)]
+pub struct Output<'a, F, A = AnyAct> {
     channels: &'a Channels,
     three: F,
     six: F,
+    act: PhantomData<A>,
 }
 
-impl<'a, F: Vector> Output<'a, F> {
+impl<'a, F: Vector, A: Act> Output<'a, F, A> {
     /// For the stores of `channels`.
+    ///
+    /// # Panics
+    /// If `A` fixes an activation that is not the channels'.
     ///
     /// # Safety
     /// The ISA of `F`.
     #[inline(always)]
     pub unsafe fn new(channels: &'a Channels) -> Self {
+        assert!(A::of(channels.act) == channels.act, "a store for another activation");
         // SAFETY: forwarded from the caller.
-        unsafe { Output { channels, three: F::splat_value(3.0), six: F::splat_value(6.0) } }
+        unsafe { Output { channels, three: F::splat_value(3.0), six: F::splat_value(6.0), act: PhantomData } }
     }
 }
 
 /// The requantisation constants of channels `o..o + LANES` in registers:
 /// for a kernel that stores many pixels of the same channels.
 #[derive(Clone, Copy)]
-pub struct Lanes<F> {
+pub struct Lanes<F, A = AnyAct> {
     scale: F,
     bias: F,
     factor: F,
@@ -37,15 +88,16 @@ pub struct Lanes<F> {
     three: F,
     six: F,
     act: Activation,
+    fixed: PhantomData<A>,
 }
 
-impl<F: Vector> Output<'_, F> {
+impl<F: Vector, A: Act> Output<'_, F, A> {
     /// The constants of channels `o..o + LANES`.
     ///
     /// # Safety
     /// The ISA of `F`, and `o + LANES` at most the channels' padded length.
     #[inline(always)]
-    pub unsafe fn lanes(&self, o: usize) -> Lanes<F> {
+    pub unsafe fn lanes(&self, o: usize) -> Lanes<F, A> {
         let ch = self.channels;
         debug_assert!(o + F::LANES <= ch.scale.len());
         // SAFETY: forwarded from the caller; the four arrays have one length.
@@ -58,12 +110,13 @@ impl<F: Vector> Output<'_, F> {
                 three: self.three,
                 six: self.six,
                 act: ch.act,
+                fixed: PhantomData,
             }
         }
     }
 }
 
-impl<F: Vector> Lanes<F> {
+impl<F: Vector, A: Act> Lanes<F, A> {
     /// `sums` (as `f32`) times their scale plus their bias, the activation
     /// and the output's quantisation folded into one more multiply-add, at
     /// least 0: the operations and order of [`Channels::apply`] up to its
@@ -79,7 +132,7 @@ impl<F: Vector> Lanes<F> {
             let (factor, out_zero) = (self.factor, self.zero);
             let y = F::mul_add(sums, self.scale, self.bias);
             let zero = F::zero();
-            let v = match self.act {
+            let v = match A::of(self.act) {
                 Activation::None => F::mul_add(y, factor, out_zero),
                 Activation::Relu => F::mul_add(y.max(zero), factor, out_zero),
                 Activation::Relu6 => F::mul_add(y.max(zero).min(self.six), factor, out_zero),
@@ -98,7 +151,7 @@ impl<F: Vector> Lanes<F> {
 /// # Safety
 /// The ISA of `F`, and `o + LANES` at most the channels' padded length.
 #[inline(always)]
-pub unsafe fn requantised<F: Vector>(sums: F, o: usize, out: &Output<F>) -> F {
+pub unsafe fn requantised<F: Vector, A: Act>(sums: F, o: usize, out: &Output<F, A>) -> F {
     // SAFETY: forwarded from the caller.
     unsafe { out.lanes(o).requantised(sums) }
 }

@@ -18,7 +18,7 @@ use std::cell::RefCell;
 
 use super::{QPwWeights, NR};
 use crate::kernels::amx::TileConfig;
-use crate::kernels::int8::dot::Output;
+use crate::kernels::int8::dot::{with_act, Output};
 use crate::kernels::simd::avx512::Zmm;
 
 /// Pixels per block: two tiles of 16 rows.
@@ -207,25 +207,27 @@ unsafe fn store(p: &QPwWeights, sums: &Sums, rows: usize, col0: usize, out: &mut
     // SAFETY: the starts and requantisation are padded to whole panels;
     // each store writes the panel's `cols` bytes of row `r`.
     unsafe {
-        let output = Output::<Zmm>::new(&p.requant);
-        for j in 0..2 {
-            let o = col0 + j * NR;
-            if o >= n {
-                break;
+        with_act!(p.requant.act, A => {
+            let output = Output::<Zmm, A>::new(&p.requant);
+            for j in 0..2 {
+                let o = col0 + j * NR;
+                if o >= n {
+                    break;
+                }
+                let lanes = output.lanes(o);
+                let start = _mm512_loadu_si512(p.start.as_ptr().add(o).cast());
+                let mask: __mmask16 = if n - o >= NR { !0 } else { (1 << (n - o)) - 1 };
+                for r in 0..rows {
+                    let tile = sums.0.as_ptr().add(((r / 16) * 2 + j) * 256 + (r % 16) * 16);
+                    let sum = _mm512_add_epi32(_mm512_loadu_si512(tile.cast()), start);
+                    let real = lanes.requantised(Zmm(_mm512_cvtepi32_ps(sum)));
+                    _mm512_mask_cvtusepi32_storeu_epi8(
+                        out.as_mut_ptr().add(r * n + o).cast(),
+                        mask,
+                        _mm512_cvtps_epi32(real.0),
+                    );
+                }
             }
-            let lanes = output.lanes(o);
-            let start = _mm512_loadu_si512(p.start.as_ptr().add(o).cast());
-            let mask: __mmask16 = if n - o >= NR { !0 } else { (1 << (n - o)) - 1 };
-            for r in 0..rows {
-                let tile = sums.0.as_ptr().add(((r / 16) * 2 + j) * 256 + (r % 16) * 16);
-                let sum = _mm512_add_epi32(_mm512_loadu_si512(tile.cast()), start);
-                let real = lanes.requantised(Zmm(_mm512_cvtepi32_ps(sum)));
-                _mm512_mask_cvtusepi32_storeu_epi8(
-                    out.as_mut_ptr().add(r * n + o).cast(),
-                    mask,
-                    _mm512_cvtps_epi32(real.0),
-                );
-            }
-        }
+        });
     }
 }
