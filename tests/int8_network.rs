@@ -58,12 +58,14 @@ fn to_u8(v: f32, scale: f32, zero: u8) -> u8 {
 }
 
 /// An integer sum requantised: `y = sum * scale + bias` (fused), HardSwish
-/// folded into the output's multiply-add: `y * (relu6(y + 3) * (1 /
-/// out_scale / 6)) + out_zero` (fused), rounded to even, clamped.
+/// folded into the output's multiply-add: with `f = 1 / out_scale / 6`,
+/// `y * clamp(y * f + 3f, 0, 6f) + out_zero` (both fused), rounded to
+/// even, clamped.
 fn requantise(sum: i32, scale: f32, bias: f32, out_scale: f32, out_zero: u8) -> u8 {
     let y = (sum as f32).mul_add(scale, bias);
-    let factor = 1.0 / out_scale / 6.0;
-    y.mul_add((y + 3.0).clamp(0.0, 6.0) * factor, f32::from(out_zero)).clamp(0.0, 255.0).round_ties_even() as u8
+    let f = 1.0 / out_scale / 6.0;
+    let t = y.mul_add(f, 3.0 * f).clamp(0.0, 6.0 * f);
+    y.mul_add(t, f32::from(out_zero)).clamp(0.0, 255.0).round_ties_even() as u8
 }
 
 /// `{name}.qweight` as `i8` and `{name}.wscale`.

@@ -36,7 +36,10 @@ fn requantised(sum: i32, o: usize, rq: &Requant) -> u8 {
     let zero = f32::from(rq.out_zero[o]);
     let v = match rq.act {
         Activation::None => y.mul_add(inv, zero),
-        Activation::HardSwish => y.mul_add((y + 3.0).clamp(0.0, 6.0) * (inv / 6.0), zero),
+        Activation::HardSwish => {
+            let f = inv / 6.0;
+            y.mul_add(y.mul_add(f, 3.0 * f).clamp(0.0, 6.0 * f), zero)
+        }
         other => panic!("not used here: {other:?}"),
     };
     v.clamp(0.0, 255.0).round_ties_even() as u8

@@ -52,11 +52,12 @@ pub const NARROW_MAX: i8 = 63;
 /// - `y = fma(s, scale[o], bias[o])`, the real pre-activation value;
 /// - `v = fma(y, a, out_zero)`, or with the activation folded in: ReLU
 ///   `fma(max(y, 0), a, out_zero)`, ReLU6 `fma(min(max(y, 0), 6), a,
-///   out_zero)`, HardSwish `fma(y, min(max(y + 3, 0), 6) * (a / 6),
-///   out_zero)`;
+///   out_zero)`, HardSwish `fma(y, min(max(fma(y, f, 3f), 0), 6f),
+///   out_zero)` with `f = a / 6` (and `3f`, `6f` those products in `f32`):
+///   `relu6(y + 3) / 6 * a` with the factor taken inside the clamp;
 /// - `q = round_ties_even(min(max(v, 0), 255))`.
 ///
-/// Eleven vector operations from sum to byte where the unfused form took
+/// Ten vector operations from sum to byte where the unfused form took
 /// sixteen: in the early layers (16 to 64 inputs per output) the store costs
 /// as much as the sums. [`OutQuant::apply`] is the one scalar version.
 #[derive(Debug, Clone)]
@@ -101,6 +102,10 @@ pub struct Channels {
     pub factor: Vec<f32>,
     /// [`OutQuant::zero`] of each channel.
     pub zero: Vec<f32>,
+    /// [`OutQuant::offset`] of each channel.
+    pub offset: Vec<f32>,
+    /// [`OutQuant::cap`] of each channel.
+    pub cap: Vec<f32>,
     /// [`Requant::act`].
     pub act: Activation,
 }
@@ -117,6 +122,8 @@ impl Channels {
             bias: padded(r.bias.clone()),
             factor: padded(outs.iter().map(|q| q.factor).collect()),
             zero: padded(outs.iter().map(|q| q.zero).collect()),
+            offset: padded(outs.iter().map(|q| q.offset).collect()),
+            cap: padded(outs.iter().map(|q| q.cap).collect()),
             act: r.act,
         }
     }
@@ -125,7 +132,13 @@ impl Channels {
     /// real value to quantise): [`Requant::apply`].
     #[inline(always)]
     pub fn apply(&self, o: usize, sum: f32) -> u8 {
-        let out = OutQuant { act: self.act, factor: self.factor[o], zero: self.zero[o] };
+        let out = OutQuant {
+            act: self.act,
+            factor: self.factor[o],
+            zero: self.zero[o],
+            offset: self.offset[o],
+            cap: self.cap[o],
+        };
         out.apply(sum.mul_add(self.scale[o], self.bias[o]))
     }
 }
@@ -140,6 +153,10 @@ pub struct OutQuant {
     pub factor: f32,
     /// The output's zero point.
     pub zero: f32,
+    /// HardSwish: `3 * factor`, the clamp's lower end at `y = -3`.
+    pub offset: f32,
+    /// HardSwish: `6 * factor`, the clamp's upper end.
+    pub cap: f32,
 }
 
 impl OutQuant {
@@ -147,7 +164,7 @@ impl OutQuant {
     pub fn new(act: Activation, out_scale: f32, out_zero: u8) -> Self {
         let inv = 1.0 / out_scale;
         let factor = if act == Activation::HardSwish { inv / 6.0 } else { inv };
-        OutQuant { act, factor, zero: f32::from(out_zero) }
+        OutQuant { act, factor, zero: f32::from(out_zero), offset: 3.0 * factor, cap: 6.0 * factor }
     }
 
     /// The `u8` of the real pre-activation value `y` ([`Requant`] defines it).
@@ -159,7 +176,7 @@ impl OutQuant {
             Activation::None => y.mul_add(self.factor, self.zero),
             Activation::Relu => y.max(0.0).mul_add(self.factor, self.zero),
             Activation::Relu6 => y.max(0.0).min(6.0).mul_add(self.factor, self.zero),
-            Activation::HardSwish => y.mul_add((y + 3.0).max(0.0).min(6.0) * self.factor, self.zero),
+            Activation::HardSwish => y.mul_add(y.mul_add(self.factor, self.offset).max(0.0).min(self.cap), self.zero),
         };
         v.max(0.0).min(255.0).round_ties_even() as u8
     }

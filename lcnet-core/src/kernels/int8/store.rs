@@ -56,7 +56,6 @@ pub(crate) use with_act;
 #[derive(Clone, Copy)]
 pub struct Output<'a, F, A = AnyAct> {
     channels: &'a Channels,
-    three: F,
     six: F,
     act: PhantomData<A>,
 }
@@ -73,7 +72,7 @@ impl<'a, F: Vector, A: Act> Output<'a, F, A> {
     pub unsafe fn new(channels: &'a Channels) -> Self {
         assert!(A::of(channels.act) == channels.act, "a store for another activation");
         // SAFETY: forwarded from the caller.
-        unsafe { Output { channels, three: F::splat_value(3.0), six: F::splat_value(6.0), act: PhantomData } }
+        unsafe { Output { channels, six: F::splat_value(6.0), act: PhantomData } }
     }
 }
 
@@ -85,7 +84,8 @@ pub struct Lanes<F, A = AnyAct> {
     bias: F,
     factor: F,
     zero: F,
-    three: F,
+    offset: F,
+    cap: F,
     six: F,
     act: Activation,
     fixed: PhantomData<A>,
@@ -100,14 +100,15 @@ impl<F: Vector, A: Act> Output<'_, F, A> {
     pub unsafe fn lanes(&self, o: usize) -> Lanes<F, A> {
         let ch = self.channels;
         debug_assert!(o + F::LANES <= ch.scale.len());
-        // SAFETY: forwarded from the caller; the four arrays have one length.
+        // SAFETY: forwarded from the caller; the arrays have one length.
         unsafe {
             Lanes {
                 scale: F::load(ch.scale.as_ptr().add(o)),
                 bias: F::load(ch.bias.as_ptr().add(o)),
                 factor: F::load(ch.factor.as_ptr().add(o)),
                 zero: F::load(ch.zero.as_ptr().add(o)),
-                three: self.three,
+                offset: F::load(ch.offset.as_ptr().add(o)),
+                cap: F::load(ch.cap.as_ptr().add(o)),
                 six: self.six,
                 act: ch.act,
                 fixed: PhantomData,
@@ -137,8 +138,8 @@ impl<F: Vector, A: Act> Lanes<F, A> {
                 Activation::Relu => F::mul_add(y.max(zero), factor, out_zero),
                 Activation::Relu6 => F::mul_add(y.max(zero).min(self.six), factor, out_zero),
                 Activation::HardSwish => {
-                    let t = y.add(self.three).max(zero).min(self.six);
-                    F::mul_add(y, t.mul(factor), out_zero)
+                    let t = F::mul_add(y, factor, self.offset).max(zero).min(self.cap);
+                    F::mul_add(y, t, out_zero)
                 }
             };
             v.max(zero)
