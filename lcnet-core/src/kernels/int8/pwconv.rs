@@ -240,7 +240,7 @@ mod portable {
 mod simd {
     use super::{QPwWeights, NR};
     use crate::kernels::int8::dot::{
-        requantise, with_act, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
+        with_act, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
     };
     use crate::kernels::simd::{columns, unrolled, Vector};
 
@@ -421,19 +421,28 @@ mod simd {
                     columns!(J; acc0, acc1 => |acc, j| acc[r] = acc[r].dot(x, w[j]));
                 });
             }
+            // Register by register: its channels' constants are loaded once
+            // for the tile's rows (the weights and broadcast are dead, so
+            // they fit beside the sums).
             with_act!(p.requant.act, A => {
                 let output = Output::<D::F, A>::new(&p.requant);
-                let full = cols == J * lanes;
-                unrolled!(r < R => {
-                    let dst = c.as_mut_ptr().add(r * ldc);
-                    let mut tmp = [0u8; 32];
-                    let to = if full { dst } else { tmp.as_mut_ptr() };
-                    columns!(J; acc0, acc1 => |acc, j| {
-                        let (o, sums) = (col0 + j * lanes, acc[r].to_f32());
-                        requantise::<D, A>(sums, o, &output, to.add(j * lanes));
-                    });
-                    if !full {
-                        std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, cols);
+                columns!(J; acc0, acc1 => |acc, j| {
+                    let o = col0 + j * lanes;
+                    // The register's outputs inside the tile's columns.
+                    let valid = cols.saturating_sub(j * lanes).min(lanes);
+                    if valid > 0 {
+                        let channels = output.lanes(o);
+                        unrolled!(r < R => {
+                            let dst = c.as_mut_ptr().add(r * ldc + j * lanes);
+                            let real = channels.requantised(acc[r].to_f32());
+                            if valid == lanes {
+                                D::store_u8(real, dst);
+                            } else {
+                                let mut tmp = [0u8; 16];
+                                D::store_u8(real, tmp.as_mut_ptr());
+                                std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, valid);
+                            }
+                        });
                     }
                 });
             });
