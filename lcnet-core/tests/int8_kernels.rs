@@ -46,8 +46,17 @@ fn requantised(sum: i32, o: usize, rq: &Requant) -> u8 {
 }
 
 /// Random weights in `lo..=hi`, an input zero point and a requantisation
-/// (outputs quantised per channel: each its own scale and zero point).
-fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation, [lo, hi]: [i8; 2]) -> (Vec<i8>, u8, Requant) {
+/// (outputs quantised per channel: each its own scale and zero point),
+/// output zero points from `least_zero` (at 40 and more HardSwish stores
+/// need no lower clamp, and the kernels leave it out).
+fn random_case(
+    rng: &mut Rng,
+    k: usize,
+    n: usize,
+    act: Activation,
+    [lo, hi]: [i8; 2],
+    least_zero: u8,
+) -> (Vec<i8>, u8, Requant) {
     let span = (i32::from(hi) - i32::from(lo) + 1) as u64;
     let w = (0..n * k).map(|_| (i64::from(lo) + (rng.next_u64() % span) as i64) as i8).collect();
     let in_zero = (rng.next_u64() % 256) as u8;
@@ -59,7 +68,7 @@ fn random_case(rng: &mut Rng, k: usize, n: usize, act: Activation, [lo, hi]: [i8
         bias: (0..n).map(|_| rng.uniform() * 2.0).collect(),
         act,
         out_scale: (0..n).map(|_| 0.02 + rng.uniform().abs() * 0.02).collect(),
-        out_zero: (0..n).map(|_| (rng.next_u64() % 256) as u8).collect(),
+        out_zero: (0..n).map(|_| least_zero.max((rng.next_u64() % 256) as u8)).collect(),
     };
     (w, in_zero, rq)
 }
@@ -89,13 +98,15 @@ fn pointwise_int8_equals_the_integer_reference_on_every_tier() {
         (64, 256, 80),
     ] {
         // Full 8-bit weights (the exact wide step without VNNI) and narrow
-        // ones (`vpmaddubsw`).
-        for (act, range) in [
-            (Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX]),
-            (Activation::None, [WEIGHT_MIN, WEIGHT_MAX]),
-            (Activation::HardSwish, [NARROW_MIN, NARROW_MAX]),
+        // ones (`vpmaddubsw`); HardSwish stores with and without the lower
+        // clamp.
+        for (act, range, least_zero) in [
+            (Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX], 0),
+            (Activation::HardSwish, [WEIGHT_MIN, WEIGHT_MAX], 40),
+            (Activation::None, [WEIGHT_MIN, WEIGHT_MAX], 0),
+            (Activation::HardSwish, [NARROW_MIN, NARROW_MAX], 0),
         ] {
-            let (w, in_zero, rq) = random_case(&mut rng, k, n, act, range);
+            let (w, in_zero, rq) = random_case(&mut rng, k, n, act, range, least_zero);
             let x: Vec<u8> = (0..pixels * k).map(|_| (rng.next_u64() % 256) as u8).collect();
             let want = reference(&x, &w, k, in_zero, &rq);
             want.iter().for_each(|&q| spread[usize::from(q)] = true);
@@ -215,10 +226,12 @@ fn depthwise_int8_equals_the_integer_reference_on_every_tier() {
     .enumerate()
     {
         // Depthwise sums have k*k terms: scales sized for 9 or 25 inputs.
-        // HardSwish (PP-LCNet's) and, every third case, none: the kernels
-        // fix the first at compile time and match any other.
+        // HardSwish (PP-LCNet's; every third case into outputs that need
+        // no lower clamp) and, every third case, none: the kernels fix the
+        // first at compile time and match any other.
         let act = if i % 3 == 2 { Activation::None } else { Activation::HardSwish };
-        let (wt, _, rq) = random_case(&mut rng, k * k, c, act, [WEIGHT_MIN, WEIGHT_MAX]);
+        let least_zero = if i % 3 == 1 { 40 } else { 0 };
+        let (wt, _, rq) = random_case(&mut rng, k * k, c, act, [WEIGHT_MIN, WEIGHT_MAX], least_zero);
         // A zero point per channel, as the stem's output has.
         let zx: Vec<u8> = (0..c).map(|_| (rng.next_u64() % 256) as u8).collect();
         // Two images: the kernel works in blocks of rows that must not

@@ -241,7 +241,7 @@ unsafe fn row_vnni<const K: usize, const G: usize>(
         let select = _mm512_loadu_si512(COLUMNS_TO_LANES.as_ptr().cast());
         // HardSwish (every PP-LCNet layer) fixed, so that the loop over
         // pixels holds no branch on the activation.
-        with_act!(p.requant.act, A => {
+        with_act!(&p.requant, A => {
             let output = Output::<Zmm, A>::new(&p.requant);
             for block in 0..p.blocks() {
                 let wt = p.weights.as_ptr().add(block * K * G * 64);

@@ -108,6 +108,20 @@ pub struct Channels {
     pub cap: Vec<f32>,
     /// [`Requant::act`].
     pub act: Activation,
+    /// Whether the store may leave out its last `max(v, 0)`: HardSwish
+    /// (whose least value is -0.375) into outputs whose zero point lies
+    /// that far above 0, where every `v` is at least -0.5 and rounds to 0
+    /// anyway ([`floor_free`]).
+    pub floor_free: bool,
+}
+
+/// Whether HardSwish outputs of factor `f` (`1 / out_scale / 6`) and zero
+/// point `zero` round to at least 0 without the store's `max(v, 0)`: the
+/// least `v` is `zero - 2.25 f` (HardSwish's minimum, -0.375 at -1.5,
+/// times `6 f`), less a few roundings of `f32` (a relative 1e-5 covers
+/// them), and `round_ties_even` takes everything from -0.5 to 0.
+fn floor_free(f: f32, zero: f32) -> bool {
+    f64::from(zero) + 0.5 >= 2.25 * f64::from(f) * (1.0 + 1e-5)
 }
 
 impl Channels {
@@ -125,6 +139,7 @@ impl Channels {
             offset: padded(outs.iter().map(|q| q.offset).collect()),
             cap: padded(outs.iter().map(|q| q.cap).collect()),
             act: r.act,
+            floor_free: r.act == Activation::HardSwish && outs.iter().all(|q| floor_free(q.factor, q.zero)),
         }
     }
 
@@ -179,5 +194,38 @@ impl OutQuant {
             Activation::HardSwish => y.mul_add(y.mul_add(self.factor, self.offset).max(0.0).min(self.cap), self.zero),
         };
         v.max(0.0).min(255.0).round_ties_even() as u8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{floor_free, OutQuant};
+    use crate::kernels::Activation;
+
+    /// Wherever [`floor_free`] holds, HardSwish's `v` before the store's
+    /// `max(v, 0)` is at least -0.5 for every `y`, so rounding gives the
+    /// same byte without it: checked on a dense grid of `y` through
+    /// HardSwish's minimum at -1.5, for output scales and zero points
+    /// around the bound.
+    #[test]
+    fn unfloored_hard_swish_stores_round_to_at_least_zero() {
+        let mut checked = 0;
+        for zero in 0..=40u8 {
+            for step in 0..400 {
+                let out_scale = 0.005 + step as f32 * 0.0005;
+                let q = OutQuant::new(Activation::HardSwish, out_scale, zero);
+                if !floor_free(q.factor, q.zero) {
+                    continue;
+                }
+                for i in 0..=3000 {
+                    let y = -3.0 + i as f32 * 0.001;
+                    let v = y.mul_add(y.mul_add(q.factor, q.offset).max(0.0).min(q.cap), q.zero);
+                    assert!(v >= -0.5, "zero {zero}, scale {out_scale}: v({y}) = {v}");
+                }
+                checked += 1;
+            }
+        }
+        // Both sides of the bound were met.
+        assert!(checked > 1000 && checked < 41 * 400, "{checked} floor-free cases");
     }
 }

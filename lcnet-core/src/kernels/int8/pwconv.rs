@@ -239,9 +239,7 @@ mod portable {
 #[cfg(target_arch = "x86_64")]
 mod simd {
     use super::{QPwWeights, NR};
-    use crate::kernels::int8::dot::{
-        with_act, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm,
-    };
+    use crate::kernels::int8::dot::{with_act, Avx2Ymm, Avx2YmmWide, BwZmm, BwZmmWide, Dot, Output, VnniYmm, VnniZmm};
     use crate::kernels::simd::{columns, unrolled, Vector};
 
     /// AVX-512 VNNI: 12 rows x 2 registers (32 outputs, two panels): 24
@@ -424,7 +422,7 @@ mod simd {
             // Register by register: its channels' constants are loaded once
             // for the tile's rows (the weights and broadcast are dead, so
             // they fit beside the sums).
-            with_act!(p.requant.act, A => {
+            with_act!(&p.requant, A => {
                 let output = Output::<D::F, A>::new(&p.requant);
                 columns!(J; acc0, acc1 => |acc, j| {
                     let o = col0 + j * lanes;

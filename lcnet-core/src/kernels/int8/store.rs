@@ -8,9 +8,12 @@ use crate::kernels::simd::Vector;
 use crate::kernels::Activation;
 
 /// Which activation a store applies: fixed when the kernel is compiled
-/// ([`HardSwishAct`]), or read from the channels at each store
-/// ([`AnyAct`]), a branch that LLVM leaves in the store loops.
+/// ([`HardSwishAct`], [`HardSwishUnfloored`]), or read from the channels at
+/// each store ([`AnyAct`]), a branch that LLVM leaves in the store loops.
 pub trait Act: Copy {
+    /// Whether the store ends with `max(v, 0)` (see
+    /// [`Channels::floor_free`]).
+    const FLOOR: bool = true;
     /// The activation of channels whose own is `channels`.
     fn of(channels: Activation) -> Activation;
 }
@@ -22,6 +25,10 @@ pub struct AnyAct;
 /// HardSwish, PP-LCNet's activation in every int8 layer.
 #[derive(Clone, Copy)]
 pub struct HardSwishAct;
+
+/// HardSwish into channels whose store needs no `max(v, 0)`.
+#[derive(Clone, Copy)]
+pub struct HardSwishUnfloored;
 
 impl Act for AnyAct {
     #[inline(always)]
@@ -37,17 +44,29 @@ impl Act for HardSwishAct {
     }
 }
 
-/// Runs `$body` with the type `$A` the [`Act`] of activation `$act`.
+impl Act for HardSwishUnfloored {
+    const FLOOR: bool = false;
+    #[inline(always)]
+    fn of(_: Activation) -> Activation {
+        Activation::HardSwish
+    }
+}
+
+/// Runs `$body` with the type `$A` the [`Act`] of [`Channels`] `$channels`.
 macro_rules! with_act {
-    ($act:expr, $A:ident => $body:expr) => {
-        if $act == $crate::kernels::Activation::HardSwish {
+    ($channels:expr, $A:ident => $body:expr) => {{
+        let channels: &$crate::kernels::int8::Channels = $channels;
+        if channels.act == $crate::kernels::Activation::HardSwish && channels.floor_free {
+            type $A = $crate::kernels::int8::store::HardSwishUnfloored;
+            $body
+        } else if channels.act == $crate::kernels::Activation::HardSwish {
             type $A = $crate::kernels::int8::store::HardSwishAct;
             $body
         } else {
             type $A = $crate::kernels::int8::store::AnyAct;
             $body
         }
-    };
+    }};
 }
 pub(crate) use with_act;
 
@@ -71,6 +90,7 @@ impl<'a, F: Vector, A: Act> Output<'a, F, A> {
     #[inline(always)]
     pub unsafe fn new(channels: &'a Channels) -> Self {
         assert!(A::of(channels.act) == channels.act, "a store for another activation");
+        assert!(A::FLOOR || channels.floor_free, "a store without the floor its channels need");
         // SAFETY: forwarded from the caller.
         unsafe { Output { channels, six: F::splat_value(6.0), act: PhantomData } }
     }
@@ -142,7 +162,11 @@ impl<F: Vector, A: Act> Lanes<F, A> {
                     F::mul_add(y, t, out_zero)
                 }
             };
-            v.max(zero)
+            if A::FLOOR {
+                v.max(zero)
+            } else {
+                v
+            }
         }
     }
 }

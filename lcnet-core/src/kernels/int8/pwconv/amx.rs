@@ -207,7 +207,7 @@ unsafe fn store(p: &QPwWeights, sums: &Sums, rows: usize, col0: usize, out: &mut
     // SAFETY: the starts and requantisation are padded to whole panels;
     // each store writes the panel's `cols` bytes of row `r`.
     unsafe {
-        with_act!(p.requant.act, A => {
+        with_act!(&p.requant, A => {
             let output = Output::<Zmm, A>::new(&p.requant);
             for j in 0..2 {
                 let o = col0 + j * NR;
