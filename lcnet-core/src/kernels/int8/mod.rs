@@ -111,7 +111,7 @@ pub struct Channels {
     /// Whether the store may leave out its last `max(v, 0)`: HardSwish
     /// (whose least value is -0.375) into outputs whose zero point lies
     /// that far above 0, where every `v` is at least -0.5 and rounds to 0
-    /// anyway ([`floor_free`]).
+    /// anyway (see `floor_free` in this module).
     pub floor_free: bool,
 }
 
