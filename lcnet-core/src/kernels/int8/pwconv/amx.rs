@@ -4,13 +4,20 @@
 //! 64-byte group per tile row) into 16 x 16 `i32` sums, 16384 products per
 //! instruction where `vpdpbusd` makes 64.
 //!
-//! A block of 32 pixels is copied once into a buffer laid out by tile
-//! (`[chunk][pixel][64]`, the inputs past `in_channels` zero); then for
-//! every 32 outputs (two panels) four sum tiles (2 x 16 pixels x 2 x 16
-//! outputs) run over the chunks, are stored to a 4 KB buffer and
-//! requantised from there like every other tier's sums, so the bytes are
-//! the same. Layers with at most 64 inputs take one chunk of their own
-//! width (rounded up to four), wider ones chunks of 64.
+//! The tiles of a block of 32 pixels read the input in place, or, where
+//! the inputs are not a whole number of chunks or the block is the last
+//! and partial, a copy laid out by tile (`[chunk][pixel][64]`, the inputs
+//! past `in_channels` zero). For every 32 outputs (two panels) four sum
+//! tiles (2 x 16 pixels x 2 x 16 outputs) run over the chunks, are stored
+//! to a 4 KB buffer and requantised from there like every other tier's
+//! sums, so the bytes are the same. Layers with at most 64 inputs take one
+//! chunk of their own width (rounded up to four), wider ones chunks of 64.
+//!
+//! The tile configuration is loaded once per call and released at its end;
+//! between those, the `asm!` blocks of [`tile_sums`] run under it (each
+//! declares the tile registers it changes). Nothing else in the process
+//! touches AMX state: no code here is compiled with AMX enabled, so the
+//! compiler never emits a tile instruction of its own.
 
 use std::arch::asm;
 use std::arch::x86_64::*;
