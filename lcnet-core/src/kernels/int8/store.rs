@@ -24,10 +24,12 @@ pub struct AnyAct;
 
 /// HardSwish, PP-LCNet's activation in every int8 layer.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the x86 kernels fix it
 pub struct HardSwishAct;
 
 /// HardSwish into channels whose store needs no `max(v, 0)`.
 #[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // the x86 kernels fix it
 pub struct HardSwishUnfloored;
 
 impl Act for AnyAct {
@@ -53,6 +55,7 @@ impl Act for HardSwishUnfloored {
 }
 
 /// Runs `$body` with the type `$A` the [`Act`] of [`Channels`] `$channels`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_macros))] // used by the x86 kernels
 macro_rules! with_act {
     ($channels:expr, $A:ident => $body:expr) => {{
         let channels: &$crate::kernels::int8::Channels = $channels;
@@ -68,6 +71,7 @@ macro_rules! with_act {
         }
     }};
 }
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_imports))]
 pub(crate) use with_act;
 
 /// The constants of a [`Channels`]' store in registers, made once per tile
