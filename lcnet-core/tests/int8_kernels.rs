@@ -143,11 +143,15 @@ fn extreme_weights_and_inputs_do_not_saturate() {
         [(NARROW_MIN, 0u8), (NARROW_MAX, 0), (NARROW_MIN, 255), (WEIGHT_MIN, 0), (WEIGHT_MAX, 0), (WEIGHT_MAX, 128)]
     {
         let w = vec![weight; n * k];
+        // The largest sum (inputs 255, zero point 0) maps to 120 steps from
+        // the output's zero: a sum clipped by a step in the last percent
+        // moves the output by a step.
+        let largest = k as f32 * 255.0 * f32::from(weight).abs();
         let rq = Requant {
-            scale: vec![1.0 / (64.0 * 255.0 * 127.0); n],
+            scale: vec![1.0 / largest; n],
             bias: vec![0.0; n],
             act: Activation::None,
-            out_scale: vec![1.0 / 100.0; n],
+            out_scale: vec![1.0 / 120.0; n],
             out_zero: vec![128; n],
         };
         let x = vec![255u8; pixels * k];

@@ -40,7 +40,7 @@ pub trait Dot: Copy {
     /// as the `i16` pairs of a wide panel block.
     unsafe fn weights(p: *const i8) -> Self::W;
     /// Each lane plus the four products of `x`'s bytes (unsigned) and the
-    /// weights (signed; in `-64..=63` for the `vpmaddubsw` steps).
+    /// weights (signed; in `NARROW_MIN..=NARROW_MAX` for the `vpmaddubsw` steps).
     unsafe fn dot(self, x: Self, w: Self::W) -> Self;
     /// The lanes as `f32` (rounded to nearest, ties to even).
     unsafe fn to_f32(self) -> Self::F;

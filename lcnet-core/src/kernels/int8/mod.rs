@@ -10,10 +10,10 @@
 //! With VNNI (AVX-512 VNNI or AVX-VNNI), `vpdpbusd` adds four `u8 x i8`
 //! products into each `i32` lane exactly. Without it the fast step is
 //! `vpmaddubsw`, which adds two products into a saturating `i16`: exact only
-//! when the weights fit in 7 bits (`2 x 255 x 64 = 32640`), the limit ONNX
-//! Runtime's `reduce_range` and oneDNN apply on such CPUs. 7-bit weights cost doc_ori a confident
-//! page in 200 (docs/int8.md), so lcnet keeps 8 bits: a layer whose weights
-//! all fit in [`NARROW_MIN`]`..=`[`NARROW_MAX`] runs `vpmaddubsw` on AVX2
+//! when the weights lie in `-64..=64` (`2 x 255 x 64 = 32640 < 2^15`), the
+//! range ONNX Runtime's `reduce_range` gives on such CPUs. A layer whose
+//! weights all lie in [`NARROW_MIN`]`..=`[`NARROW_MAX`] (`lcnet quantize
+//! --reduce-range` makes every pointwise layer so) runs `vpmaddubsw` on AVX2
 //! and AVX-512BW, any other runs an exact `vpmaddwd` step (odd and even
 //! bytes apart), slower. The sums are then the same integers on every tier,
 //! and the requantisation is the same `f32` operations in the same order
@@ -41,8 +41,9 @@ pub const WEIGHT_MIN: i8 = -127;
 pub const WEIGHT_MAX: i8 = 127;
 /// Smallest weight of a layer that may use `vpmaddubsw` (see above).
 pub const NARROW_MIN: i8 = -64;
-/// Largest weight of a layer that may use `vpmaddubsw`.
-pub const NARROW_MAX: i8 = 63;
+/// Largest weight of a layer that may use `vpmaddubsw`: two products of
+/// 255 and 64 still fit in `i16`.
+pub const NARROW_MAX: i8 = 64;
 
 /// How a layer turns its 32-bit sums into 8-bit outputs. For output
 /// channel `o` and a sum `s` (zero point already accounted for), with `a =
