@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use lcnet_zoo::lcnet_core::ndarray::ArrayView4;
-use lcnet_zoo::lcnet_core::quant::{observed_layers, quantize};
+use lcnet_zoo::lcnet_core::quant::{observed_layers, quantize, WeightRange};
 use lcnet_zoo::lcnet_core::{isa, Checkpoint, LayerKind, VariantInfo, Workspace};
 use lcnet_zoo::Classifier;
 
@@ -242,11 +242,6 @@ fn int8_network_equals_a_plain_scalar_int8_implementation_bit_for_bit() {
         .collect();
     let ranges = f32_net.calibrate(&pages[..3], |_| ()).unwrap();
     let preset = lcnet_zoo::presets::find("doc_ori").unwrap();
-    let mut source = Checkpoint::from_static("doc_ori", preset.weights.unwrap()).unwrap();
-    let bytes = quantize(&mut source, info, &ranges, &BTreeMap::new()).unwrap();
-    let int8_net =
-        Classifier::from_checkpoint(&mut Checkpoint::from_vec("int8", bytes.clone()).unwrap(), Some("doc_ori"))
-            .unwrap();
 
     // The page at the model's size, and a 97 x 131 crop of it: odd sizes
     // round up at every stride-two layer and end blocks mid-row.
@@ -255,7 +250,18 @@ fn int8_network_equals_a_plain_scalar_int8_implementation_bit_for_bit() {
     let (ch, cw) = (97, 131);
     let crop: Vec<f32> =
         (0..3 * ch * cw).map(|i| page[(i / (ch * cw) * h + i / cw % ch + 40) * w + i % cw + 50]).collect();
-    for (image, [h, w]) in [(&page, [h, w]), (&crop, [ch, cw])] {
+    // Reduced pointwise weights take `vpmaddubsw` on AVX2 and AVX-512BW,
+    // full ones the wide step there.
+    for (range, image, [h, w]) in [
+        (WeightRange::Full, &page, [h, w]),
+        (WeightRange::Full, &crop, [ch, cw]),
+        (WeightRange::Reduced, &crop, [ch, cw]),
+    ] {
+        let mut source = Checkpoint::from_static("doc_ori", preset.weights.unwrap()).unwrap();
+        let bytes = quantize(&mut source, info, &ranges, range, &BTreeMap::new()).unwrap();
+        let int8_net =
+            Classifier::from_checkpoint(&mut Checkpoint::from_vec("int8", bytes.clone()).unwrap(), Some("doc_ori"))
+                .unwrap();
         let mut per_channel = 0;
         let mut ck = Checkpoint::from_vec("int8", bytes.clone()).unwrap();
         let want = reference(&mut ck, info, image, [h, w], &mut per_channel);
@@ -270,7 +276,7 @@ fn int8_network_equals_a_plain_scalar_int8_implementation_bit_for_bit() {
             assert_eq!(
                 bits(row.as_slice().unwrap()),
                 bits(&want),
-                "{h}x{w} on {}: int8 network {row}, plain implementation {want:?}",
+                "{range:?} weights, {h}x{w} on {}: int8 network {row}, plain implementation {want:?}",
                 isa().name()
             );
         }

@@ -29,11 +29,59 @@ fn run(args: &[&str]) -> HashMap<String, (String, HashMap<String, f64>)> {
 }
 
 fn quantize(dir: &Path) -> String {
+    quantize_with(dir, &[])
+}
+
+/// `lcnet quantize` of doc_ori on the example pages with `options`.
+fn quantize_with(dir: &Path, options: &[&str]) -> String {
     let int8 = dir.join("doc_ori.int8.safetensors").to_string_lossy().into_owned();
-    let out = lcnet(&["quantize", "--model", "doc_ori", "--calib", "examples/pages", "-o", &int8]);
+    let out = lcnet(&[&["quantize", "--model", "doc_ori", "--calib", "examples/pages", "-o", &int8], options].concat());
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("calibrated on 4 images"), "{}", stdout(&out));
     int8
+}
+
+/// The least and greatest weight of every `qweight` tensor of `kind`
+/// (`dw_conv`, `pw_conv`) in an int8 file.
+fn weight_extremes(int8: &str, kind: &str) -> Vec<(String, i8, i8)> {
+    let mut ck = Checkpoint::open(int8).unwrap();
+    let names: Vec<String> =
+        ck.names().into_iter().filter(|n| n.ends_with(&format!("{kind}.qweight"))).map(str::to_string).collect();
+    assert!(!names.is_empty(), "no {kind} weights in {int8}");
+    names
+        .into_iter()
+        .map(|name| {
+            let shape = ck.shape(&name).unwrap().to_vec();
+            let w = ck.take_i8(&name, &shape).unwrap();
+            let (lo, hi) = (*w.iter().min().unwrap(), *w.iter().max().unwrap());
+            (name, lo, hi)
+        })
+        .collect()
+}
+
+#[test]
+fn reduce_range_keeps_pointwise_weights_in_7_bits_and_the_pages_right() {
+    let dir = temp_dir("quantize-reduce-range");
+    let int8 = quantize_with(&dir, &["--reduce-range"]);
+    // Pointwise weights within -64..=64, each layer reaching an end (the
+    // scale is the layer's own); depthwise ones keep 8 bits.
+    for (name, lo, hi) in weight_extremes(&int8, "pw_conv") {
+        assert!(lo >= -64 && hi <= 64 && (lo == -64 || hi == 64), "{name}: weights in {lo}..={hi}");
+    }
+    for (name, lo, hi) in weight_extremes(&int8, "dw_conv") {
+        assert!(lo == -127 || hi == 127, "{name}: weights in {lo}..={hi}");
+    }
+    let ck = Checkpoint::open(&int8).unwrap();
+    assert!(ck.metadata()["quantization"].contains("-64..=64 (reduce_range)"), "{:?}", ck.metadata());
+    // The pages read as f32 reads them.
+    let f32 = run(&["examples/pages"]);
+    for (file, (label, probs)) in &run(&["--weights", &int8, "examples/pages"]) {
+        assert_eq!(label, &f32[file].0, "{file}");
+        for (class, p) in probs {
+            let want = f32[file].1[class];
+            assert!((p - want).abs() < 0.05, "{file} class {class}: int8 {p}, f32 {want}");
+        }
+    }
 }
 
 #[test]
@@ -63,7 +111,11 @@ fn int8_doc_ori_reads_the_pages_as_f32_does() {
             );
         }
     }
-    // Integer tensors, provenance, and smaller than the f32 file.
+    // Integer tensors (8 bits by default: each layer's weights reach an
+    // end of -127..=127), provenance, and smaller than the f32 file.
+    for (name, lo, hi) in weight_extremes(&int8, "pw_conv") {
+        assert!(lo == -127 || hi == 127, "{name}: weights in {lo}..={hi}");
+    }
     let ck = Checkpoint::open(&int8).unwrap();
     assert_eq!(ck.metadata()["format"], "lcnet-int8");
     assert_eq!(ck.metadata()["model"], "pplcnet_x1_0");

@@ -17,7 +17,7 @@ use crate::kernels::int8::head::{self as q_head, QHeadWeights, QMatrix};
 use crate::kernels::int8::pwconv::{self as q_pwconv, QPwWeights};
 use crate::kernels::int8::requantise::{dequantize, requantise, Requantiser};
 use crate::kernels::int8::stem as q_stem;
-use crate::kernels::int8::{Requant, WEIGHT_MAX, WEIGHT_MIN};
+use crate::kernels::int8::{Requant, NARROW_MAX, WEIGHT_MAX, WEIGHT_MIN};
 use crate::kernels::{isa, se, stem, Activation};
 use crate::layers::{fc_classes, first_non_finite, load_conv_bn};
 use crate::weights::{to_bytes_with, TensorData};
@@ -88,29 +88,55 @@ pub fn observed_ranges(info: &VariantInfo) -> usize {
     observed_layers(info).zip(per_channel_outputs(info)).map(|(l, pc)| if pc { l.out_channels } else { 1 }).sum()
 }
 
-/// Symmetric per-output-channel weights in `WEIGHT_MIN..=WEIGHT_MAX` and
-/// their scales (`w ~ q * scale`); a channel of zeros gets scale 1.
-fn quantize_weights(w: &[f32], outputs: usize) -> (Vec<i8>, Vec<f32>) {
+/// The range of the pointwise layers' int8 weights.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WeightRange {
+    /// `-127..=127`, as every other layer: the most accurate. CPUs without
+    /// VNNI sum such weights in a slower exact step.
+    #[default]
+    Full,
+    /// `-64..=64` (ONNX Runtime's `reduce_range`): CPUs without VNNI
+    /// (AVX2, AVX-512BW) sum them with `vpmaddubsw`, exact for them and
+    /// faster, for half the weights' resolution.
+    Reduced,
+}
+
+impl WeightRange {
+    /// The largest weight magnitude.
+    fn max(self) -> i8 {
+        match self {
+            WeightRange::Full => WEIGHT_MAX,
+            WeightRange::Reduced => NARROW_MAX,
+        }
+    }
+}
+
+/// Symmetric per-output-channel weights in `-max..=max` and their scales
+/// (`w ~ q * scale`); a channel of zeros gets scale 1.
+fn quantize_weights(w: &[f32], outputs: usize, range: WeightRange) -> (Vec<i8>, Vec<f32>) {
+    let top = f32::from(range.max());
     let per = w.len() / outputs;
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(outputs);
     for row in w.chunks_exact(per) {
         let max = row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let scale = if max > 0.0 { max / f32::from(WEIGHT_MAX) } else { 1.0 };
-        q.extend(row.iter().map(|v| (v / scale).round().clamp(f32::from(WEIGHT_MIN), f32::from(WEIGHT_MAX)) as i8));
+        let scale = if max > 0.0 { max / top } else { 1.0 };
+        q.extend(row.iter().map(|v| (v / scale).round().clamp(-top, top) as i8));
         scales.push(scale);
     }
     (q, scales)
 }
 
 /// Quantises `ck` (an f32 checkpoint of `info`) with `ranges`, one
-/// `(least, greatest)` per [`observed_layers`] entry, into the bytes of an
-/// int8 safetensors checkpoint. The metadata is `ck`'s, plus `extra`, plus
-/// [`FORMAT_KEY`] and `model`.
+/// `(least, greatest)` per [`observed_layers`] entry, and the pointwise
+/// weights in `pointwise`, into the bytes of an int8 safetensors
+/// checkpoint. The metadata is `ck`'s, plus `extra`, plus [`FORMAT_KEY`]
+/// and `model`.
 pub fn quantize(
     ck: &mut Checkpoint,
     info: &VariantInfo,
     ranges: &[(f32, f32)],
+    pointwise: WeightRange,
     extra: &BTreeMap<String, String>,
 ) -> Result<Vec<u8>> {
     let observed: Vec<&LayerInfo> = observed_layers(info).collect();
@@ -147,7 +173,8 @@ pub fn quantize(
             LayerKind::Depthwise | LayerKind::Pointwise => {
                 let shape = if l.kind == LayerKind::Depthwise { [o, 1, k, k] } else { [o, l.in_channels, 1, 1] };
                 let (w, bias) = load_conv_bn(ck, l.name, shape)?;
-                let (qw, scales) = quantize_weights(&w, o);
+                let range = if l.kind == LayerKind::Pointwise { pointwise } else { WeightRange::Full };
+                let (qw, scales) = quantize_weights(&w, o, range);
                 i8s.push((format!("{}.qweight", l.name), shape.to_vec(), qw));
                 f32s.push((format!("{}.wscale", l.name), vec![o], scales));
                 f32s.push((format!("{}.bias", l.name), vec![o], bias));
@@ -172,7 +199,7 @@ pub fn quantize(
     // 1000 classes it is most of the file.
     if let Some(&[features, classes]) = ck.shape("fc.weight") {
         let w = ck.take("fc.weight", &[features, classes])?;
-        let (q, scales) = quantize_weights(&transpose(&w, features, classes), classes);
+        let (q, scales) = quantize_weights(&transpose(&w, features, classes), classes, WeightRange::Full);
         i8s.push(("fc.qweight".into(), vec![features, classes], transpose(&q, classes, features)));
         f32s.push(("fc.wscale".into(), vec![classes], scales));
     }
@@ -204,7 +231,7 @@ fn store_int8(
     shape: &[usize],
 ) -> Result<()> {
     let w = ck.take(&format!("{prefix}.weight"), shape)?;
-    let (q, scales) = quantize_weights(&w, shape[0]);
+    let (q, scales) = quantize_weights(&w, shape[0], WeightRange::Full);
     i8s.push((format!("{prefix}.qweight"), shape.to_vec(), q));
     f32s.push((format!("{prefix}.wscale"), vec![shape[0]], scales));
     Ok(())

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use lcnet_zoo::lcnet_core::files::{check_output, write_atomically, Overwrite};
+use lcnet_zoo::lcnet_core::quant::WeightRange;
 use lcnet_zoo::lcnet_core::Checkpoint;
 
 use super::output::outln;
@@ -13,17 +14,22 @@ use crate::cli::digest::sha256_file;
 /// Arguments of `lcnet quantize`.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
-Post-training static quantisation: weights per output channel, symmetric int8 (-127..=127);
-activations unsigned 8-bit with a zero point: per channel where a depthwise layer reads them (the
-stem's and pointwise outputs before a depthwise layer), over each channel's least and greatest
-value on all calibration images; per tensor elsewhere, over the mean of each image's least and
-greatest value (moving-average min/max). The stem computes in f32, SE and the head run in f32 on
-dequantised values. The output is a safetensors file that every command
-taking --weights runs; int8 is fastest on CPUs with AVX-512 VNNI (`lcnet --version` names the kernels).
+Post-training static quantisation: weights per output channel, symmetric int8 (-127..=127, or
+-64..=64 for the pointwise layers with --reduce-range); activations unsigned 8-bit with a zero
+point: per channel where a depthwise layer reads them (the stem's and pointwise outputs before a
+depthwise layer), over each channel's least and greatest value on all calibration images; per
+tensor elsewhere, over the mean of each image's least and greatest value (moving-average
+min/max). The stem computes in f32, SE and the head run in f32 on dequantised values. The output
+is a safetensors file that every command taking --weights runs.
+
+int8 is fastest on CPUs with AVX-512 VNNI or AVX-VNNI (`lcnet --version` names the kernels). For
+CPUs without VNNI (AVX2 only: AMD before Zen 4, Intel before Ice Lake and Alder Lake) quantise
+with --reduce-range.
 
 Examples:
   lcnet quantize --model doc_ori --calib pages/ -o doc_ori.int8.safetensors
-  lcnet quantize --weights pplcnet_x1_0.safetensors --calib imagenet_val_100/ -o x1_0.int8.safetensors")]
+  lcnet quantize --weights pplcnet_x1_0.safetensors --calib imagenet_val_100/ -o x1_0.int8.safetensors
+  lcnet quantize --reduce-range --model doc_ori --calib pages/ -o doc_ori.avx2.int8.safetensors")]
 pub struct Args {
     /// The f32 checkpoint (any format `lcnet import` reads); default: the preset's embedded weights.
     #[arg(long, short)]
@@ -38,6 +44,12 @@ pub struct Args {
     /// Where to write the int8 safetensors checkpoint.
     #[arg(long, short)]
     out: PathBuf,
+    /// Pointwise weights in -64..=64 (ONNX Runtime's reduce_range): on CPUs without VNNI (AVX2,
+    /// AVX-512BW) their products sum in one `vpmaddubsw` step, exactly, where 8-bit weights take a
+    /// slower exact step (x1.0 about 1.3x faster there); on VNNI CPUs no faster. Half the weights'
+    /// resolution: check accuracy on your images (docs/int8.md has ours).
+    #[arg(long)]
+    reduce_range: bool,
     /// Overwrite OUT if it exists.
     #[arg(long)]
     force: bool,
@@ -79,12 +91,15 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             )),
         (
             "quantization".to_string(),
-            "weights int8 per output channel, symmetric; activations uint8, per channel into depthwise layers, else per tensor"
-                .to_string(),
+            format!(
+                "weights int8 per output channel, symmetric, {}; activations uint8, per channel into depthwise layers, else per tensor",
+                if args.reduce_range { "pointwise layers in -64..=64 (reduce_range), others in -127..=127" } else { "-127..=127" }
+            ),
         ),
         ("converter".to_string(), format!("lcnet quantize {}", env!("CARGO_PKG_VERSION"))),
     ]);
-    let bytes = lcnet_zoo::lcnet_core::quant::quantize(&mut source(args)?, info, &ranges, &extra)?;
+    let pointwise = if args.reduce_range { WeightRange::Reduced } else { WeightRange::Full };
+    let bytes = lcnet_zoo::lcnet_core::quant::quantize(&mut source(args)?, info, &ranges, pointwise, &extra)?;
     write_atomically(&args.out, &bytes, overwrite)?;
     outln!(
         "{}: {} int8, calibrated on {} images -> {} ({} bytes{})",
