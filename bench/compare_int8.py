@@ -20,6 +20,7 @@ model, batch 8 on two threads for doc_ori and x1.0.
     cargo build --release
     python bench/compare_int8.py        # writes bench/results/compare_int8.{md,json}
     python bench/compare_int8.py --widths --rounds 3   # doc_ori only, quick
+    LCNET_ISA=avx2 python bench/compare_int8.py --reduce-range   # a CPU without VNNI, 7-bit pointwise weights
 
 paddlepaddle is needed once, to build the width models in --onnx-dir.
 """
@@ -56,7 +57,7 @@ def preprocess(path):
     return x.transpose(2, 0, 1)[None].astype(np.float32)
 
 
-def ort_quantize(model, out, calib_images):
+def ort_quantize(model, out, calib_images, reduce_range):
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -74,7 +75,7 @@ def ort_quantize(model, out, calib_images):
     prepared = out + ".pre.onnx"
     quant_pre_process(model, prepared)
     quantize_static(prepared, out, Pages(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, reduce_range=reduce_range)
 
 
 def lcnet_time(lcnet, weights, batch, threads, iters):
@@ -96,12 +97,14 @@ def models(args, calib_dir, calib):
             st = os.path.join(args.work, f"pplcnet_{tag(w)}.safetensors")
             out.append((tag(w), onnx_path(ns, w), st, [(1, 1), (8, 2)] if w == "1.0" else [(1, 1)]))
     prepared = []
+    rr = "_rr" if args.reduce_range else ""
     for name, onnx, f32, configs in out:
-        ort_int8 = os.path.join(args.work, f"{name}.ort_int8.onnx")
-        lcnet_int8 = os.path.join(args.work, f"{name}.int8.safetensors")
+        ort_int8 = os.path.join(args.work, f"{name}.ort_int8{rr}.onnx")
+        lcnet_int8 = os.path.join(args.work, f"{name}.int8{rr}.safetensors")
         if not os.path.exists(ort_int8):
-            ort_quantize(onnx, ort_int8, calib)
+            ort_quantize(onnx, ort_int8, calib, args.reduce_range)
         cmd = [args.lcnet, "quantize", "--calib", calib_dir, "-o", lcnet_int8, "--force"]
+        cmd += ["--reduce-range"] if args.reduce_range else []
         cmd += ["--weights", f32] if f32 else ["--model", "doc_ori"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         prepared.append({"name": name, "onnx": onnx, "f32": f32, "lcnet_int8": lcnet_int8, "ort_int8": ort_int8,
@@ -119,6 +122,9 @@ def main():
     ap.add_argument("--onnx-dir", default=os.path.join(tempfile.gettempdir(), "onnx_bench"))
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "lcnet-int8-bench"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--reduce-range", action="store_true",
+                    help="pointwise weights in 7 bits (lcnet quantize --reduce-range; ORT's reduce_range=True), "
+                         "for CPUs without VNNI; writes compare_int8_reduce_range.{md,json}")
     args = ap.parse_args()
     import onnxruntime as ort
 
@@ -166,8 +172,13 @@ def main():
         files.append({"model": m["name"], "f32_bytes": os.path.getsize(f32_file),
                       "lcnet_int8_bytes": os.path.getsize(m["lcnet_int8"]), "ort_int8_bytes": os.path.getsize(m["ort_int8"]),
                       "rss_kib_f32": rss_f32, "rss_kib_int8": rss_q8})
-    lines = [f"`python bench/compare_int8.py`, {cpu}, lcnet ISA {isa}, ONNX Runtime {ort.__version__}, {args.rounds} rounds; "
-             "224x224 inputs; every int8 model calibrated on the same 32 rendered page images (8 pages at four rotations).", "",
+    command = "python bench/compare_int8.py" + (" --reduce-range" if args.reduce_range else "")
+    forced = os.environ.get("LCNET_ISA")
+    lines = [f"`{command}`, {cpu}, lcnet ISA {isa}" + (f" (LCNET_ISA={forced}; ONNX Runtime keeps this CPU's best kernels)"
+                                                       if forced else "")
+             + f", ONNX Runtime {ort.__version__}, {args.rounds} rounds; 224x224 inputs; every int8 model calibrated on the "
+             "same 32 rendered page images (8 pages at four rotations)"
+             + ("; pointwise weights in 7 bits (reduce_range) in both engines." if args.reduce_range else "."), "",
              "| model | batch | threads | lcnet f32 ms | lcnet int8 ms | ORT f32 ms | ORT int8 ms | lcnet f32 / int8 | lcnet int8 / ORT int8 |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -181,9 +192,11 @@ def main():
                      f"{f['rss_kib_f32'] / 1024:.1f} | {f['rss_kib_int8'] / 1024:.1f} |")
     lines.append("")
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "compare_int8.json"), "w") as f:
-        json.dump({"cpu": cpu, "isa": isa, "ort": ort.__version__, "rows": rows, "files": files}, f, indent=1)
-    with open(os.path.join(args.out, "compare_int8.md"), "w") as f:
+    stem = "compare_int8" + ("_reduce_range" if args.reduce_range else "")
+    with open(os.path.join(args.out, stem + ".json"), "w") as f:
+        json.dump({"cpu": cpu, "isa": isa, "lcnet_isa_forced": forced, "ort": ort.__version__,
+                   "reduce_range": args.reduce_range, "rows": rows, "files": files}, f, indent=1)
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
 

@@ -18,6 +18,7 @@ at.
     pip install pillow numpy        # and Debian's fonts-dejavu-core
     cargo build --release
     python bench/int8_accuracy.py   # writes bench/results/int8_accuracy.{md,json}
+    python bench/int8_accuracy.py --reduce-range   # 7-bit pointwise weights: int8_accuracy_reduce_range.*
 """
 import argparse
 import glob
@@ -92,8 +93,8 @@ def evaluate(args, model, work):
         what = f"{len(rendered)} rendered lines, {len(examples)} lines of tests/data/textlines"
     images = rendered + extra + examples
     int8 = os.path.join(work, f"{model}.int8.safetensors")
-    subprocess.run([args.lcnet, "quantize", "--model", model, "--calib", os.path.join(work, "calib"), "-o", int8],
-                   check=True)
+    subprocess.run([args.lcnet, "quantize", "--model", model, "--calib", os.path.join(work, "calib"), "-o", int8,
+                    *(["--reduce-range"] if args.reduce_range else [])], check=True)
     f32, q8 = run(args.lcnet, model, None, images), run(args.lcnet, model, int8, images)
     top = lambda probs: max(probs, key=probs.get)
     same = [top(f32[i]) == top(q8[i]) for i in images]
@@ -127,11 +128,15 @@ def main():
     ap.add_argument("--calib-lines", type=int, default=16, help="text lines rendered for calibration (x2 orientations)")
     ap.add_argument("--eval-lines", type=int, default=60, help="text lines rendered for evaluation (x2 orientations)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--reduce-range", action="store_true",
+                    help="quantise with --reduce-range (7-bit pointwise weights); writes int8_accuracy_reduce_range.{md,json}")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="lcnet-int8-")
     results = [evaluate(args, m, os.path.join(work, m)) for m in args.models]
-    lines = [f"`python bench/int8_accuracy.py`, {cpu_name()}: each model quantised on its calibration images, "
-             "evaluated on others.", "",
+    command = "python bench/int8_accuracy.py" + (" --reduce-range" if args.reduce_range else "")
+    lines = [f"`{command}`, {cpu_name()}: each model quantised on its calibration images"
+             + (" (`lcnet quantize --reduce-range`: pointwise weights in -64..=64)" if args.reduce_range else "")
+             + ", evaluated on others.", "",
              "| model | calibration | evaluation | top-1 agreement | where f32 top-1 >= 0.6 | mean abs prob diff | "
              "max abs prob diff | f32 accuracy | int8 accuracy | int8 file / f32 file |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -145,9 +150,10 @@ def main():
     lines.append("")
     text = "\n".join(lines)
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "int8_accuracy.json"), "w") as f:
-        json.dump({"cpu": cpu_name(), "results": results}, f, indent=1)
-    with open(os.path.join(args.out, "int8_accuracy.md"), "w") as f:
+    stem = "int8_accuracy" + ("_reduce_range" if args.reduce_range else "")
+    with open(os.path.join(args.out, stem + ".json"), "w") as f:
+        json.dump({"cpu": cpu_name(), "reduce_range": args.reduce_range, "results": results}, f, indent=1)
+    with open(os.path.join(args.out, stem + ".md"), "w") as f:
         f.write(text)
     print(text)
 
