@@ -2,8 +2,11 @@
 //! requantised to `u8`.
 //!
 //! On AVX-512 VNNI with VBMI, 3x3 and 5x5 layers run `dwconv_vnni`
-//! (`vpermb` gathers a kernel row's taps, `vpdpbusd` adds them); every
-//! other tier and layer runs the widened route below, to the same bytes.
+//! (`vpermb` gathers a kernel row's taps, `vpdpbusd` adds them); on the
+//! other x86 tiers, those with whole blocks of 8 channels run
+//! `dwconv_pairs` (two kernel rows' taps as the pair of a `vpmaddwd`
+//! lane); every other tier and layer runs the widened route below, to the
+//! same bytes.
 //!
 //! The taps of one channel are not neighbours in memory, so neither
 //! `vpdpbusd` nor `vpmaddubsw` fits as they lie; widening and multiplying in `i32` costs
@@ -26,6 +29,8 @@
 //! input is a real 0, which is `x - zero = 0` here.
 
 #[cfg(target_arch = "x86_64")]
+use super::dwconv_pairs::{self, PairsDwWeights};
+#[cfg(target_arch = "x86_64")]
 use super::dwconv_vnni::{self, VnniDwWeights};
 use super::requantise::{requantise, Requantiser};
 use super::{Requant, WEIGHT_MAX, WEIGHT_MIN};
@@ -47,6 +52,10 @@ pub struct QDwWeights {
     /// The same layer for the AVX-512 VNNI kernel (3x3 and 5x5).
     #[cfg(target_arch = "x86_64")]
     vnni: Option<VnniDwWeights>,
+    /// The same layer for the other x86 tiers' kernel (3x3 and 5x5, whole
+    /// blocks of 8 channels).
+    #[cfg(target_arch = "x86_64")]
+    pairs: Option<PairsDwWeights>,
 }
 
 impl QDwWeights {
@@ -73,6 +82,8 @@ impl QDwWeights {
             requant: Requantiser::new(requant),
             #[cfg(target_arch = "x86_64")]
             vnni: (kernel == 3 || kernel == 5).then(|| VnniDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
+            #[cfg(target_arch = "x86_64")]
+            pairs: dwconv_pairs::fits(kernel, c).then(|| PairsDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
         }
     }
 
@@ -101,9 +112,12 @@ impl QDwWeights {
     /// in `f32`s, whichever is more.
     fn scratch_per_part(&self, w: usize) -> usize {
         #[cfg(target_arch = "x86_64")]
-        if let Some(vnni) = &self.vnni {
-            return self.widened_per_part(w).max(vnni.scratch_bytes(w).div_ceil(4));
+        {
+            let vnni = self.vnni.as_ref().map_or(0, |v| v.scratch_bytes(w));
+            let pairs = self.pairs.as_ref().map_or(0, |p| p.scratch_bytes(w));
+            return self.widened_per_part(w).max(vnni.max(pairs).div_ceil(4));
         }
+        #[allow(unreachable_code)] // on x86 the block above returns
         self.widened_per_part(w)
     }
 
@@ -148,6 +162,12 @@ pub fn run_isa(
         // view borrows `scratch` mutably for its whole life.
         let bytes = unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch.len() * 4) };
         return dwconv_vnni::run(isa, vnni, input, [batch, h, w], [oh, ow], out, bytes);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(pairs) = p.pairs.as_ref().filter(|_| dwconv_pairs::available(isa, p.sums.kernel, c)) {
+        // SAFETY: as above.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch.len() * 4) };
+        return dwconv_pairs::run(isa, pairs, input, [batch, h, w], [oh, ow], out, bytes);
     }
     let (k, s) = (p.sums.kernel, p.sums.stride[0]);
     let pad = (k - 1) / 2;

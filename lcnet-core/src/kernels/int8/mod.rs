@@ -29,6 +29,8 @@ pub mod stem;
 #[cfg(target_arch = "x86_64")]
 mod dot;
 #[cfg(target_arch = "x86_64")]
+mod dwconv_pairs;
+#[cfg(target_arch = "x86_64")]
 mod dwconv_vnni;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod store;
