@@ -35,6 +35,9 @@ use crate::kernels::{Isa, Tier};
 /// Channels per block: the `i32` lanes of a 256-bit register.
 const LANES: usize = 8;
 
+/// Output pixels computed together (3 and 4 measured the same).
+const NPIX: usize = 2;
+
 /// Whether the kernel takes a layer of `channels` channels and kernel size
 /// `kernel`: 3x3 or 5x5, whole blocks of channels (every PP-LCNet layer).
 pub fn fits(kernel: usize, channels: usize) -> bool {
@@ -319,18 +322,53 @@ unsafe fn row<D: PairDot, const K: usize, const P: usize>(
                 let base: [*const i16; P] = std::array::from_fn(|q| rows[q].as_ptr().add(block * columns * LANES * 2));
                 let lanes = output.lanes(block * LANES);
                 let dst = out.as_mut_ptr().add(block * LANES);
-                for ox in 0..ow {
-                    let mut sum = _mm256_setzero_si256();
-                    for (q, weights) in weights.iter().enumerate() {
-                        let taps = base[q].add(ox * sx * LANES * 2);
-                        for (kx, &w) in weights.iter().enumerate() {
-                            sum = D::step(sum, _mm256_loadu_si256(taps.add(kx * LANES * 2).cast()), w);
-                        }
+                // Pixels NPIX at a time: each weight register serves them
+                // all, and at stride 1 (a constant here) they share columns.
+                let whole = ow - ow % NPIX;
+                for ox in (0..whole).step_by(NPIX) {
+                    let sums = match sx {
+                        1 => sums::<D, K, P, NPIX, 1>(&weights, base, ox),
+                        _ => sums::<D, K, P, NPIX, 2>(&weights, base, 2 * ox),
+                    };
+                    for (n, sum) in sums.into_iter().enumerate() {
+                        let real = lanes.requantised(Ymm(_mm256_cvtepi32_ps(sum)));
+                        Avx2Ymm::store_u8(real, dst.add((ox + n) * c));
                     }
+                }
+                for ox in whole..ow {
+                    let [sum] = sums::<D, K, P, 1, 1>(&weights, base, ox * sx);
                     let real = lanes.requantised(Ymm(_mm256_cvtepi32_ps(sum)));
                     Avx2Ymm::store_u8(real, dst.add(ox * c));
                 }
             }
         });
+    }
+}
+
+/// The sums of `N` pixels `SX` columns apart, the first at column
+/// `column`: `P` pair rows of `K` columns each.
+///
+/// # Safety
+/// `D`'s ISA and AVX2; columns `column .. column + (N - 1) * SX + K` of
+/// each pair row `base[q]` (a block's first column) readable.
+#[inline(always)]
+unsafe fn sums<D: PairDot, const K: usize, const P: usize, const N: usize, const SX: usize>(
+    weights: &[[__m256i; K]; P],
+    base: [*const i16; P],
+    column: usize,
+) -> [__m256i; N] {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        let mut sums = [_mm256_setzero_si256(); N];
+        for (row, weights) in base.iter().zip(weights) {
+            let taps = row.add(column * LANES * 2);
+            for (kx, &w) in weights.iter().enumerate() {
+                for (n, sum) in sums.iter_mut().enumerate() {
+                    let x = _mm256_loadu_si256(taps.add((n * SX + kx) * LANES * 2).cast());
+                    *sum = D::step(*sum, x, w);
+                }
+            }
+        }
+        sums
     }
 }
