@@ -83,7 +83,8 @@ impl QDwWeights {
             #[cfg(target_arch = "x86_64")]
             vnni: (kernel == 3 || kernel == 5).then(|| VnniDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
             #[cfg(target_arch = "x86_64")]
-            pairs: dwconv_pairs::fits(kernel, c).then(|| PairsDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
+            pairs: dwconv_pairs::fits(kernel, stride, c)
+                .then(|| PairsDwWeights::pack(c1kk, kernel, stride, in_zero, requant)),
         }
     }
 
@@ -164,7 +165,7 @@ pub fn run_isa(
         return dwconv_vnni::run(isa, vnni, input, [batch, h, w], [oh, ow], out, bytes);
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some(pairs) = p.pairs.as_ref().filter(|_| dwconv_pairs::available(isa, p.sums.kernel, c)) {
+    if let Some(pairs) = p.pairs.as_ref().filter(|_| dwconv_pairs::available(isa)) {
         // SAFETY: as above.
         let bytes = unsafe { std::slice::from_raw_parts_mut(scratch.as_mut_ptr().cast::<u8>(), scratch.len() * 4) };
         return dwconv_pairs::run(isa, pairs, input, [batch, h, w], [oh, ow], out, bytes);

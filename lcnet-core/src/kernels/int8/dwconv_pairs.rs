@@ -38,16 +38,17 @@ const LANES: usize = 8;
 /// Output pixels computed together (3 and 4 measured the same).
 const NPIX: usize = 2;
 
-/// Whether the kernel takes a layer of `channels` channels and kernel size
-/// `kernel`: 3x3 or 5x5, whole blocks of channels (every PP-LCNet layer).
-pub fn fits(kernel: usize, channels: usize) -> bool {
-    (kernel == 3 || kernel == 5) && channels.is_multiple_of(LANES)
+/// Whether the kernel takes a layer of `channels` channels, kernel size
+/// `kernel` and `stride`: 3x3 or 5x5, strides 1 or 2, whole blocks of
+/// channels (every PP-LCNet layer).
+pub fn fits(kernel: usize, stride: [usize; 2], channels: usize) -> bool {
+    (kernel == 3 || kernel == 5) && stride.iter().all(|&s| s == 1 || s == 2) && channels.is_multiple_of(LANES)
 }
 
-/// Whether [`run`] can take such a layer on `isa`: every x86 tier but the
-/// scalar one has AVX2.
-pub fn available(isa: Isa, kernel: usize, channels: usize) -> bool {
-    isa.tier() != Tier::Scalar && fits(kernel, channels)
+/// Whether [`run`] can run on `isa`: every x86 tier but the scalar one
+/// has AVX2.
+pub fn available(isa: Isa) -> bool {
+    isa.tier() != Tier::Scalar
 }
 
 /// Pair rows an output row reads: `(k + 1) / 2`, whatever the parity of
@@ -136,7 +137,10 @@ pub fn run(
     out: &mut [u8],
     scratch: &mut [u8],
 ) {
-    assert!(available(isa, p.kernel, p.channels), "the pairs depthwise kernel needs AVX2 and whole blocks");
+    assert!(
+        available(isa) && fits(p.kernel, p.stride, p.channels),
+        "the pairs depthwise kernel: AVX2, a layer it fits"
+    );
     let (k, [sy, sx], c) = (p.kernel, p.stride, p.channels);
     assert_eq!(input.len(), batch * h * w * c, "int8 depthwise input size");
     assert_eq!(out.len(), batch * oh * ow * c, "int8 depthwise output size");
@@ -326,6 +330,7 @@ unsafe fn row<D: PairDot, const K: usize, const P: usize>(
                 // all, and at stride 1 (a constant here) they share columns.
                 let whole = ow - ow % NPIX;
                 for ox in (0..whole).step_by(NPIX) {
+                    // `fits` allows strides 1 and 2 only.
                     let sums = match sx {
                         1 => sums::<D, K, P, NPIX, 1>(&weights, base, ox),
                         _ => sums::<D, K, P, NPIX, 2>(&weights, base, 2 * ox),
