@@ -26,6 +26,7 @@
 use std::arch::x86_64::*;
 
 use super::store::{with_act, Output};
+use super::window::{slide, Window};
 use super::{Channels, Requant};
 use crate::kernels::int8::dot::{Avx2Ymm, Dot};
 use crate::kernels::simd::avx2::Ymm;
@@ -156,39 +157,30 @@ pub fn run(
         // SAFETY: any bytes are valid `i16`s.
         let (unaligned, ring, _) = unsafe { scratch.align_to_mut::<i16>() };
         assert!(unaligned.is_empty() && ring.len() >= np * pair_len, "int8 depthwise scratch alignment and size");
-        // Slot `m % np` holds pair row `m` (padded rows `2m`, `2m + 1`) of
-        // image `img` for `m < next`: each input row is copied once as the
-        // output rows move down.
-        let mut filled: Option<(usize, usize)> = None;
-        for (i, out_row) in out.chunks_exact_mut(out_row).enumerate() {
-            let (img, oy) = ((first + i) / oh, (first + i) % oh);
+        // Prepared row `m`: pair row `m`, padded rows `2m` and `2m + 1`.
+        let fill = |img: usize, m: usize, slot: &mut [i16]| {
             let image = &input[img * h * w * c..][..h * w * c];
-            let (top, parity) = (oy * sy / 2, oy * sy % 2);
-            let from = match filled {
-                Some((filled_img, next)) if filled_img == img => next.max(top),
-                _ => top,
-            };
-            for m in from..top + np {
-                let source = |r: usize| r.checked_sub(pad).filter(|&iy| iy < h).map(|iy| &image[iy * w * c..][..w * c]);
-                let slot = &mut ring[m % np * pair_len..][..pair_len];
-                // SAFETY: every x86 tier has AVX2; the rows are `w * c`
-                // bytes, the slot one pair row.
-                unsafe { fill_pair_row(p, [source(2 * m), source(2 * m + 1)], w, slot) };
-            }
-            filled = Some((img, top + np));
-            let row = |q: usize| &ring[(top + q) % np * pair_len..][..pair_len];
+            let source = |r: usize| r.checked_sub(pad).filter(|&iy| iy < h).map(|iy| &image[iy * w * c..][..w * c]);
+            // SAFETY: every x86 tier has AVX2; the rows are `w * c` bytes,
+            // the slot one pair row.
+            unsafe { fill_pair_row(p, [source(2 * m), source(2 * m + 1)], w, slot) };
+        };
+        let compute = |oy: usize, window: &Window<i16>, out_row: &mut [u8]| {
+            let (rows, parity) = (|q| window.row(q), oy * sy % 2);
             // SAFETY: `available` checked the tier (AVX2 at least, AVX-VNNI
             // for its own); each row is a pair row of the padded width,
             // `out_row` the row's `ow * c` outputs.
             unsafe {
                 match (k, isa.tier()) {
-                    (3, Tier::Avx2Vnni) => row_avx2vnni::<3, 2>(p, std::array::from_fn(row), parity, ow, sx, out_row),
-                    (3, _) => row_avx2::<3, 2>(p, std::array::from_fn(row), parity, ow, sx, out_row),
-                    (_, Tier::Avx2Vnni) => row_avx2vnni::<5, 3>(p, std::array::from_fn(row), parity, ow, sx, out_row),
-                    _ => row_avx2::<5, 3>(p, std::array::from_fn(row), parity, ow, sx, out_row),
+                    (3, Tier::Avx2Vnni) => row_avx2vnni::<3, 2>(p, std::array::from_fn(rows), parity, ow, sx, out_row),
+                    (3, _) => row_avx2::<3, 2>(p, std::array::from_fn(rows), parity, ow, sx, out_row),
+                    (_, Tier::Avx2Vnni) => row_avx2vnni::<5, 3>(p, std::array::from_fn(rows), parity, ow, sx, out_row),
+                    _ => row_avx2::<5, 3>(p, std::array::from_fn(rows), parity, ow, sx, out_row),
                 }
             }
-        }
+        };
+        let ring = &mut ring[..np * pair_len];
+        slide(out, out_row, first, oh, ring, np, |oy| oy * sy / 2, fill, compute);
     });
 }
 

@@ -22,6 +22,7 @@
 use std::arch::x86_64::*;
 
 use super::store::{requantised, with_act, Output};
+use super::window::{slide, Window};
 use super::{Channels, Requant};
 use crate::kernels::simd::avx512::Zmm;
 use crate::kernels::threads::for_each_part;
@@ -146,39 +147,24 @@ pub fn run(
     let (row_bytes, out_row) = (p.row_bytes(w), ow * c);
     let per_part = p.scratch_bytes(w);
     for_each_part(out, out_row, scratch, per_part, |first, out, window| {
-        // Slot `r % k` of the window holds padded row `r` (image row `r -
-        // pad`) of image `img` for `r < next`: each input row is copied once
-        // as the output rows move down.
-        let mut filled: Option<(usize, usize)> = None;
-        for (i, out_row) in out.chunks_exact_mut(out_row).enumerate() {
-            let (img, oy) = ((first + i) / oh, (first + i) % oh);
+        // Prepared row `r`: padded row `r` (image row `r - pad`).
+        let fill = |img: usize, r: usize, slot: &mut [u8]| {
             let image = &input[img * h * w * c..][..h * w * c];
-            let top = oy * sy;
-            let from = match filled {
-                Some((filled_img, next)) if filled_img == img => next.max(top),
-                _ => top,
-            };
-            for r in from..top + k {
-                let iy = r.checked_sub(pad).filter(|&iy| iy < h);
-                fill_row(
-                    p,
-                    iy.map(|iy| &image[iy * w * c..][..w * c]),
-                    w,
-                    &mut window[r % k * row_bytes..][..row_bytes],
-                );
-            }
-            filled = Some((img, top + k));
-            let row = |ky: usize| &window[(top + ky) % k * row_bytes..][..row_bytes];
+            let iy = r.checked_sub(pad).filter(|&iy| iy < h);
+            fill_row(p, iy.map(|iy| &image[iy * w * c..][..w * c]), w, slot);
+        };
+        let compute = |_oy: usize, rows: &Window<u8>, out_row: &mut [u8]| {
             // SAFETY: `available` checked the CPU; each row is a padded
             // window row (the loads end inside its SLACK), `out_row` holds
             // the row's `ow * c` outputs.
             unsafe {
                 match k {
-                    3 => row_vnni::<3, 1>(p, std::array::from_fn(row), ow, sx, out_row),
-                    _ => row_vnni::<5, 2>(p, std::array::from_fn(row), ow, sx, out_row),
+                    3 => row_vnni::<3, 1>(p, std::array::from_fn(|ky| rows.row(ky)), ow, sx, out_row),
+                    _ => row_vnni::<5, 2>(p, std::array::from_fn(|ky| rows.row(ky)), ow, sx, out_row),
                 }
             }
-        }
+        };
+        slide(out, out_row, first, oh, &mut window[..k * row_bytes], k, |oy| oy * sy, fill, compute);
     });
 }
 

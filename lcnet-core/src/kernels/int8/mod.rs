@@ -34,6 +34,8 @@ mod dwconv_pairs;
 mod dwconv_vnni;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod store;
+#[cfg(target_arch = "x86_64")]
+mod window;
 
 use super::Activation;
 
